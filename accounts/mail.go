@@ -1,0 +1,35 @@
+package accounts
+
+import "context"
+
+// MailKind names a message the domain sends; each kind has its own template.
+type MailKind string
+
+// The mails Gatehouse sends.
+const (
+	// MailVerify carries the link that confirms a new signup's address.
+	MailVerify MailKind = "verify"
+	// MailAccountExists tells the owner of an existing account that someone tried
+	// to sign up with their address. It replaces the verification mail so that
+	// the signup answer never reveals whether an address is taken.
+	MailAccountExists MailKind = "account_exists"
+	// MailReset carries a password-reset link.
+	MailReset MailKind = "reset"
+	// MailPasswordChanged tells a user that their password was changed or reset.
+	MailPasswordChanged MailKind = "password_changed"
+)
+
+// Mail is one message to one recipient. Link may carry a secret token, so a
+// Mailer must never store or log it in the clear.
+type Mail struct {
+	To   string
+	Kind MailKind
+	// Link is the call to action of the mail, always built from the public URL.
+	Link string
+}
+
+// Mailer accepts mail for delivery. Send returns once the mail is durably queued
+// (not when it is delivered), so an SMTP outage delays mail and loses none.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}

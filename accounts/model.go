@@ -1,0 +1,141 @@
+package accounts
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// User is a person with a verified address. Pending signups are not users:
+// they are Tokens of PurposeVerify until their owner proves the mailbox.
+type User struct {
+	ID    string
+	Email string // normalized; unique
+	// PasswordHash is an argon2id PHC string, or empty for a user who signs in
+	// only through a provider.
+	PasswordHash      string
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	PasswordChangedAt time.Time
+}
+
+// HasPassword reports whether the user can sign in with a password.
+func (u User) HasPassword() bool { return u.PasswordHash != "" }
+
+// EmailClaim maps a normalized address to the user who owns it. It is a
+// record of its own, keyed by the address, so that uniqueness and the login
+// lookup rest on the primary key on every MongoDB-compatible server.
+type EmailClaim struct {
+	Email     string
+	UserID    string
+	ClaimedAt time.Time
+}
+
+// Purpose binds a token to one use; a token of one purpose never works for another.
+type Purpose string
+
+// Token purposes.
+const (
+	PurposeVerify Purpose = "verify"
+	PurposeReset  Purpose = "reset"
+)
+
+// Token is the stored half of a mailed link: only the SHA-256 of the secret.
+type Token struct {
+	Hash    string // hex SHA-256 of the raw token; the record's key
+	Purpose Purpose
+	// Subject is what "a newer token voids the older" is counted per: the
+	// address for verification, the user id for reset.
+	Subject string
+	Email   string
+	// UserID is the user a reset is for, or the id the user will get when a
+	// signup is verified (fixed at signup so that a verification interrupted
+	// half-way can be completed by retrying with the same link).
+	UserID string
+	// PasswordHash is the password chosen at signup (verification only).
+	PasswordHash string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+// Session is a signed-in browser or client. The cookie holds "<ID>.<secret>";
+// the store keeps only SecretHash, so a database dump yields no usable cookie.
+type Session struct {
+	ID         string // public: listed to the user and used to revoke
+	SecretHash string
+	UserID     string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute timeout
+	UserAgent  string
+	IP         string
+}
+
+// Auth is the result of checking a session: the user and the session.
+type Auth struct {
+	User    User
+	Session Session
+}
+
+// NewSession is a session just created, with the raw token for the cookie.
+type NewSession struct {
+	Token   string
+	Session Session
+}
+
+// Client describes who is calling, for rate limits and the session list.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Failures counts consecutive failed sign-ins for one address.
+type Failures struct {
+	Count  int
+	LastAt time.Time
+}
+
+// newSecret returns a random 256-bit token, base64url, and its hash.
+func newSecret() (raw, hash string) {
+	raw = base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	return raw, hashSecret(raw)
+}
+
+// newID returns a random 128-bit identifier, base64url (22 characters).
+func newID() string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(16))
+}
+
+func hashSecret(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
+}
+
+// validTokenSyntax cheaply refuses anything that cannot be one of our tokens
+// before it reaches the database.
+func validTokenSyntax(raw string) bool {
+	if len(raw) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(raw)
+	return err == nil
+}
+
+// splitSessionToken parses "<id>.<secret>".
+func splitSessionToken(token string) (id, secret string, ok bool) {
+	id, secret, ok = strings.Cut(token, ".")
+	if !ok || len(id) != 22 || !validTokenSyntax(secret) {
+		return "", "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(id); err != nil {
+		return "", "", false
+	}
+	return id, secret, true
+}
+
+func equalHash(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

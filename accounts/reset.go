@@ -1,0 +1,139 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ForgotPassword mails a reset link if the address belongs to a user. The
+// answer is the same for unknown addresses (EN-3). A login lockout does not
+// block it: a reset is how a locked-out owner gets back in.
+func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	if err := s.limit(ActForgot, c, email); err != nil {
+		return err
+	}
+	u, err := s.userByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		s.log.Info("password reset for unknown address", "event", "reset_requested_unknown")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	ok, err := s.takeMailQuota(ctx, email, MailReset)
+	if err != nil || !ok {
+		return err
+	}
+	raw, err := s.issueToken(ctx, Token{Purpose: PurposeReset, Subject: u.ID, Email: u.Email, UserID: u.ID}, s.cfg.ResetTTL)
+	if err != nil {
+		return err
+	}
+	s.log.Info("password reset requested", "event", "reset_requested", "user_id", u.ID)
+	if err := s.mailer.Send(ctx, Mail{To: u.Email, Kind: MailReset, Link: s.link("/password/reset", raw)}); err != nil {
+		return fmt.Errorf("queue reset mail: %w", err)
+	}
+	return nil
+}
+
+// ResetPassword sets a new password with a mailed reset token. Every session
+// of the user ends, pending tokens are cancelled, a lockout is lifted, and
+// the owner is told by mail (SE-5). The new password is checked before the
+// token is used, so a refused password does not burn the link.
+func (s *Service) ResetPassword(ctx context.Context, raw, password string, c Client) error {
+	if err := s.limit(ActReset, c, ""); err != nil {
+		return err
+	}
+	t, err := s.liveToken(ctx, PurposeReset, raw)
+	if err != nil {
+		return err
+	}
+	if err := s.policy.Check(password, t.Email); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	won, err := s.store.DeleteToken(ctx, t.Hash)
+	if err != nil {
+		return fmt.Errorf("consume token: %w", err)
+	}
+	if !won {
+		return ErrTokenInvalid
+	}
+	u, err := s.store.User(ctx, t.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrTokenInvalid
+	}
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	if err := s.setPassword(ctx, u, hash, ""); err != nil {
+		return err
+	}
+	if err := s.store.ClearLoginFailures(ctx, u.Email); err != nil {
+		s.log.Warn("clear login failures", "error", err)
+	}
+	s.log.Info("password reset", "event", "password_reset", "user_id", u.ID)
+	return nil
+}
+
+// ChangePassword replaces the password of a signed-in user, who must give
+// the current one (PW-5). Every other session ends (SE-5); this one stays.
+func (s *Service) ChangePassword(ctx context.Context, a Auth, current, password string, c Client) error {
+	if err := s.limit(ActChange, c, a.User.Email); err != nil {
+		return err
+	}
+	u, err := s.store.User(ctx, a.User.ID)
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	if !u.HasPassword() {
+		// Setting a first password (social-only users) is SetPassword's job.
+		return ErrInvalidCredentials
+	}
+	if len(current) > MaxPasswordBytes {
+		return ErrInvalidCredentials
+	}
+	if err := s.policy.Check(password, u.Email); err != nil {
+		return err
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		s.log.Info("password change with wrong password", "event", "password_change_failed", "user_id", u.ID)
+		return ErrInvalidCredentials
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	if err := s.setPassword(ctx, u, hash, a.Session.ID); err != nil {
+		return err
+	}
+	s.log.Info("password changed", "event", "password_changed", "user_id", u.ID)
+	return nil
+}
+
+// setPassword stores a new hash, then ends the user's other sessions,
+// cancels pending reset links and sends the notice. The hash is written
+// first: if a later step fails, the user is not left with the old password.
+func (s *Service) setPassword(ctx context.Context, u User, hash, keepSession string) error {
+	if err := s.store.SetPassword(ctx, u.ID, hash, s.now()); err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	if err := s.endSessions(ctx, u.ID, keepSession); err != nil {
+		return err
+	}
+	if err := s.cancelTokens(ctx, PurposeReset, u.ID); err != nil {
+		return err
+	}
+	return s.send(ctx, Mail{To: u.Email, Kind: MailPasswordChanged, Link: s.link("/password/forgot", "")})
+}

@@ -1,0 +1,341 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config holds the domain's settings.
+type Config struct {
+	// PublicURL is the origin every mailed link starts with, never a request's Host.
+	PublicURL       string
+	VerifyTTL       time.Duration
+	ResetTTL        time.Duration
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	// SessionCacheTTL bounds how long a checked session is trusted without
+	// asking the store. Changes made on this instance take effect at once;
+	// changes made on another instance within this bound. 0 disables it.
+	SessionCacheTTL time.Duration
+	// LockoutAfter failed sign-ins start an exponential back-off, capped at LockoutMax.
+	LockoutAfter int
+	LockoutMax   time.Duration
+}
+
+// Deps are the collaborators of a Service.
+type Deps struct {
+	Store  Store
+	Mailer Mailer
+	Hasher *Hasher
+	Policy *Policy
+	// PerIP and PerAddress rate-limit the endpoints that check a password or
+	// send mail. Nil means unlimited.
+	PerIP      Limiter
+	PerAddress Limiter
+	Logger     *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service implements every account use case. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	store  Store
+	mailer Mailer
+	hasher *Hasher
+	policy *Policy
+	perIP  Limiter
+	perAdr Limiter
+	log    *slog.Logger
+	now    func() time.Time
+	cache  *sessionCache
+}
+
+// NewService returns a Service.
+func NewService(cfg Config, d Deps) *Service {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{
+		cfg:    cfg,
+		store:  d.Store,
+		mailer: d.Mailer,
+		hasher: d.Hasher,
+		policy: d.Policy,
+		perIP:  d.PerIP,
+		perAdr: d.PerAddress,
+		log:    d.Logger,
+		now:    func() time.Time { return now().UTC().Truncate(time.Millisecond) },
+		cache:  newSessionCache(cfg.SessionCacheTTL),
+	}
+}
+
+// MinPasswordLength is the configured minimum, for forms and hints.
+func (s *Service) MinPasswordLength() int { return s.policy.MinLength }
+
+// Action names an endpoint class for rate limiting.
+type Action string
+
+// Rate-limited actions.
+const (
+	ActLogin  Action = "login"
+	ActSignup Action = "signup"
+	ActResend Action = "resend"
+	ActForgot Action = "forgot"
+	ActReset  Action = "reset"
+	ActVerify Action = "verify"
+	ActChange Action = "change"
+)
+
+// limit applies the per-IP and per-address limits of an action. The address
+// is counted whether or not an account exists, so the answer reveals nothing.
+func (s *Service) limit(a Action, c Client, email string) error {
+	var wait time.Duration
+	if s.perIP != nil && c.IP != "" {
+		if ok, d := s.perIP.Allow(string(a) + "|ip|" + c.IP); !ok {
+			wait = max(wait, d)
+		}
+	}
+	if s.perAdr != nil && email != "" {
+		if ok, d := s.perAdr.Allow(string(a) + "|addr|" + email); !ok {
+			wait = max(wait, d)
+		}
+	}
+	if wait > 0 {
+		s.log.Info("rate limited", "event", "rate_limited", "action", string(a), "ip", c.IP)
+		return &RateLimitError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// mailGroup groups mail kinds that share a per-address quota. Notices of a
+// completed password change are not limited: they are caused by a successful,
+// already rate-limited action and must always reach the owner.
+func mailGroup(k MailKind) string {
+	switch k {
+	case MailVerify, MailAccountExists:
+		return "signup"
+	case MailReset:
+		return "reset"
+	default:
+		return ""
+	}
+}
+
+// Per-address mail quota (AB-2): at most one mail a minute and five an hour
+// per group. Each limit is two fixed windows offset by half a window, so any
+// interval of the limit's length lies inside one window: exact, and shared by
+// every instance because a slot is an insert with a unique key.
+const (
+	mailPerHour = 5
+)
+
+// takeMailQuota reports whether a mail of kind may go to email now.
+func (s *Service) takeMailQuota(ctx context.Context, email string, k MailKind) (bool, error) {
+	g := mailGroup(k)
+	if g == "" {
+		return true, nil
+	}
+	now := s.now()
+	take := func(key string, until time.Time) (bool, error) {
+		ok, err := s.store.TakeSlot(ctx, key, until)
+		if err != nil {
+			return false, fmt.Errorf("take mail slot: %w", err)
+		}
+		return ok, nil
+	}
+	// One a minute: windows of 2 minutes starting every minute.
+	for _, off := range []time.Duration{0, time.Minute} {
+		w := now.Add(off).Truncate(2 * time.Minute)
+		ok, err := take(fmt.Sprintf("mail|%s|%s|m|%d|%d", g, email, off/time.Minute, w.Unix()), w.Add(2*time.Minute))
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	// Five an hour: windows of 2 hours starting every hour, five slots each.
+	for _, off := range []time.Duration{0, time.Hour} {
+		w := now.Add(off).Truncate(2 * time.Hour)
+		got := false
+		for i := range mailPerHour {
+			ok, err := take(fmt.Sprintf("mail|%s|%s|h|%d|%d|%d", g, email, off/time.Hour, w.Unix(), i), w.Add(2*time.Hour))
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				got = true
+				break
+			}
+		}
+		if !got {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// send queues a mail if the address's quota allows it. A refused quota is not
+// an error: the caller's answer must not change.
+func (s *Service) send(ctx context.Context, m Mail) error {
+	ok, err := s.takeMailQuota(ctx, m.To, m.Kind)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.log.Info("mail suppressed by quota", "event", "mail_quota", "kind", string(m.Kind))
+		return nil
+	}
+	if err := s.mailer.Send(ctx, m); err != nil {
+		return fmt.Errorf("queue %s mail: %w", m.Kind, err)
+	}
+	return nil
+}
+
+// link builds a mailed link from the public URL.
+func (s *Service) link(path string, token string) string {
+	if token == "" {
+		return s.cfg.PublicURL + path
+	}
+	return s.cfg.PublicURL + path + "?token=" + url.QueryEscape(token)
+}
+
+// issueToken stores a new token for (purpose, subject), makes it the newest,
+// and deletes the one it replaced. A crash between the steps leaves at worst
+// a record no head names, which no request can redeem and the sweep removes.
+func (s *Service) issueToken(ctx context.Context, t Token, ttl time.Duration) (raw string, err error) {
+	raw, t.Hash = newSecret()
+	t.CreatedAt = s.now()
+	t.ExpiresAt = t.CreatedAt.Add(ttl)
+	if err := s.store.InsertToken(ctx, t); err != nil {
+		return "", fmt.Errorf("insert token: %w", err)
+	}
+	prev, err := s.store.SetTokenHead(ctx, t.Purpose, t.Subject, t.Hash, t.ExpiresAt)
+	if err != nil {
+		return "", fmt.Errorf("set token head: %w", err)
+	}
+	if prev != "" && prev != t.Hash {
+		if _, err := s.store.DeleteToken(ctx, prev); err != nil {
+			return "", fmt.Errorf("delete replaced token: %w", err)
+		}
+	}
+	return raw, nil
+}
+
+// liveToken returns the token for raw if it exists, has purpose p, has not
+// expired and is still the newest of its subject. It does not consume it.
+func (s *Service) liveToken(ctx context.Context, p Purpose, raw string) (Token, error) {
+	if !validTokenSyntax(raw) {
+		return Token{}, ErrTokenInvalid
+	}
+	t, err := s.store.Token(ctx, hashSecret(raw))
+	if errors.Is(err, ErrNotFound) {
+		return Token{}, ErrTokenInvalid
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("find token: %w", err)
+	}
+	if t.Purpose != p || !s.now().Before(t.ExpiresAt) {
+		return Token{}, ErrTokenInvalid
+	}
+	head, err := s.store.TokenHead(ctx, p, t.Subject)
+	if errors.Is(err, ErrNotFound) || (err == nil && !equalHash(head, t.Hash)) {
+		return Token{}, ErrTokenInvalid
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("find token head: %w", err)
+	}
+	return t, nil
+}
+
+// CheckToken reports whether a mailed link is still good, without using it
+// (GET must never consume: mail scanners prefetch links).
+func (s *Service) CheckToken(ctx context.Context, p Purpose, raw string) error {
+	_, err := s.liveToken(ctx, p, raw)
+	return err
+}
+
+// cancelTokens voids the pending tokens of (purpose, subject).
+func (s *Service) cancelTokens(ctx context.Context, p Purpose, subject string) error {
+	prev, err := s.store.DeleteTokenHead(ctx, p, subject)
+	if err != nil {
+		return fmt.Errorf("delete token head: %w", err)
+	}
+	if prev != "" {
+		if _, err := s.store.DeleteToken(ctx, prev); err != nil {
+			return fmt.Errorf("delete token: %w", err)
+		}
+	}
+	return nil
+}
+
+// userByEmail returns the user owning a normalized address. A claim whose
+// user record is missing (a creation interrupted between its two inserts)
+// counts as no user.
+func (s *Service) userByEmail(ctx context.Context, email string) (User, error) {
+	c, err := s.store.EmailClaim(ctx, email)
+	if err != nil {
+		return User{}, err
+	}
+	return s.store.User(ctx, c.UserID)
+}
+
+// startSession creates a session for a sign-in and ends the session the
+// client presented before it, if any: every sign-in gets a new id (SE-1).
+func (s *Service) startSession(ctx context.Context, userID, previous string, c Client) (NewSession, error) {
+	if previous != "" {
+		if err := s.Logout(ctx, previous); err != nil {
+			return NewSession{}, err
+		}
+	}
+	secret, hash := newSecret()
+	now := s.now()
+	sess := Session{
+		ID:         newID(),
+		SecretHash: hash,
+		UserID:     userID,
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(s.cfg.AbsoluteTimeout),
+		UserAgent:  truncate(c.UserAgent, 256),
+		IP:         c.IP,
+	}
+	if err := s.store.InsertSession(ctx, sess); err != nil {
+		return NewSession{}, fmt.Errorf("insert session: %w", err)
+	}
+	return NewSession{Token: sess.ID + "." + secret, Session: sess}, nil
+}
+
+// lockout reports how long an address must wait before its next sign-in
+// attempt: nothing until LockoutAfter failures, then 1 s doubling per
+// failure, capped at LockoutMax.
+func (s *Service) lockout(f Failures) time.Duration {
+	if f.Count < s.cfg.LockoutAfter {
+		return 0
+	}
+	n := min(f.Count-s.cfg.LockoutAfter, 30)
+	d := min(time.Second<<n, s.cfg.LockoutMax)
+	return f.LastAt.Add(d).Sub(s.now())
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// Sweep deletes what has expired. Run it periodically; correctness never
+// depends on it, since every read checks expiry itself.
+func (s *Service) Sweep(ctx context.Context) error {
+	now := s.now()
+	if err := s.store.DeleteExpired(ctx, now, now.Add(-s.cfg.IdleTimeout)); err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	return nil
+}
