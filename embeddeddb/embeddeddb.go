@@ -1,0 +1,134 @@
+// Package embeddeddb runs the embedded database: FerretDB v1 with its SQLite
+// backend, in-process, on a loopback port, so that `go run .` works on a
+// machine with nothing installed. Gatehouse talks to it with the same
+// mongo-driver code it uses for a real MongoDB.
+package embeddeddb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
+)
+
+// Server is a running embedded database.
+type Server struct {
+	dir    string
+	uri    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start runs FerretDB with its files under dir/db, listening on addr
+// ("127.0.0.1:0" for any free port). FerretDB logs only errors: at Info it
+// narrates every connection.
+func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server, error) {
+	dbDir, err := filepath.Abs(filepath.Join(dir, "db"))
+	if err != nil {
+		return nil, fmt.Errorf("embedded database dir: %w", err)
+	}
+	if err := os.MkdirAll(dbDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create embedded database dir: %w", err)
+	}
+	quiet := slog.New(levelFilter{Handler: logger.Handler(), min: slog.LevelError}).With("component", "ferretdb")
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: (&url.URL{Scheme: "file", Opaque: dbDir + "/"}).String(),
+		Logger:    quiet,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded database: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{dir: dbDir, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_ = f.Run(runCtx)
+	}()
+	s.uri = f.MongoDBURI() // blocks until the listener is up
+	return s, nil
+}
+
+// URI is the mongodb:// URI of the server.
+func (s *Server) URI() string { return s.uri }
+
+// Stop closes the listener, every connection and the SQLite files.
+func (s *Server) Stop() {
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// IndexIDs adds, to every collection of database, the SQLite index that
+// FerretDB's own queries can use for lookups by _id.
+//
+// FerretDB v1.24 creates its _id index on the expression
+// `_ferretdb_sjson->"_id"` but filters with `_ferretdb_sjson->'$._id'`;
+// SQLite matches expression indexes textually, so every lookup by _id scans
+// the table (measured: 23 ms at 10k documents, 220 ms at 100k). An index on
+// the exact expression the queries use makes them O(log n) (0.5 ms at 100k).
+// FerretDB does not know about the extra index and does not need to: SQLite
+// maintains it and drops it with its table. Call after the collections exist.
+func (s *Server) IndexIDs(ctx context.Context, database string) error {
+	db, err := sql.Open("sqlite", (&url.URL{
+		Scheme:   "file",
+		Opaque:   filepath.Join(s.dir, database+".sqlite"),
+		RawQuery: "_pragma=busy_timeout(10000)",
+	}).String())
+	if err != nil {
+		return fmt.Errorf("open embedded database file: %w", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		return fmt.Errorf("list embedded tables: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return fmt.Errorf("list embedded tables: %w", err)
+		}
+		tables = append(tables, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("list embedded tables: %w", err)
+	}
+	for _, t := range tables {
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, t+"_gatehouse_id", t)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("index %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// levelFilter drops records below min.
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{Handler: h.Handler.WithAttrs(a), min: h.min}
+}
+
+func (h levelFilter) WithGroup(name string) slog.Handler {
+	return levelFilter{Handler: h.Handler.WithGroup(name), min: h.min}
+}
