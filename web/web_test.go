@@ -1,0 +1,571 @@
+package web
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTemplates(tb testing.TB) *Templates {
+	tb.Helper()
+	tmpl, err := New()
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return tmpl
+}
+
+func render(tb testing.TB, tmpl *Templates, page Page) string {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := tmpl.Render(&buf, page); err != nil {
+		tb.Fatalf("Render(%s): %v", page.TemplateName(), err)
+	}
+	return buf.String()
+}
+
+// zeroPages holds every page type once; a new page type must be added here.
+var zeroPages = []Page{
+	SignupPage{}, CheckInboxPage{}, VerifyPage{}, LoginPage{}, ForgotPage{},
+	ResetPage{}, AccountPage{}, ErrorPage{}, MessagePage{}, MailboxPage{},
+}
+
+var (
+	t0       = time.Date(2026, 1, 2, 15, 4, 0, 0, time.UTC)
+	chromeUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+	firefox  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+)
+
+var providers = []ProviderButton{
+	{ID: "google", Label: "Google", URL: "/auth/google?return_to=%2Fapp"},
+	{ID: "github", Label: "GitHub", URL: "/auth/github?return_to=%2Fapp"},
+}
+
+// samplePages renders every page with realistic data; the preview test
+// writes them to disk for a look in a browser.
+func samplePages() map[string]Page {
+	signedIn := Base{SignedIn: true, UserEmail: "ada@example.com", DevMode: true}
+	return map[string]Page{
+		"login": LoginPage{Base: Base{DevMode: true}, ReturnTo: "/app?x=1&y=2", Providers: providers},
+		"login-error": LoginPage{
+			Email: "ada@example.com", Error: "Email or password is incorrect.",
+			ReturnTo: "/app", Providers: providers,
+		},
+		"login-not-verified": LoginPage{Email: "ada@example.com", NotVerified: true},
+		"signup":             SignupPage{MinLength: 12, ReturnTo: "/app", Providers: providers},
+		"signup-errors": SignupPage{
+			Email: "ada@example", MinLength: 12,
+			FieldErrors: FieldErrors{Email: "Enter an email address like name@example.com.", Password: "Use at least 12 characters."},
+		},
+		"check-inbox-signup": CheckInboxPage{Email: "ada@example.com", Kind: "signup"},
+		"check-inbox-reset":  CheckInboxPage{Email: "ada@example.com", Kind: "reset"},
+		"verify":             VerifyPage{Token: "tok123", Valid: true, ReturnTo: "/app"},
+		"verify-error":       VerifyPage{Token: "tok123", Valid: true, Error: "That password doesn't match the one you signed up with."},
+		"verify-invalid":     VerifyPage{Token: "tok123"},
+		"forgot":             ForgotPage{},
+		"reset":              ResetPage{Token: "tok456", Valid: true, MinLength: 12},
+		"reset-error":        ResetPage{Token: "tok456", Valid: true, MinLength: 12, FieldErrors: FieldErrors{Password: "This password is too common. Try a longer passphrase."}},
+		"reset-invalid":      ResetPage{},
+		"account": AccountPage{
+			Base:        Base{SignedIn: true, UserEmail: "ada@example.com", DevMode: true, Notice: "Your password was updated. Other devices were signed out."},
+			Email:       "ada@example.com",
+			CreatedAt:   t0.AddDate(0, -3, 0),
+			HasPassword: true,
+			MinLength:   12,
+			Identities: []IdentityRow{
+				{Provider: "google", Label: "Google", Email: "ada.lovelace@gmail.com", LinkedAt: t0.AddDate(0, -2, 0), Linked: true, CanDisconnect: true},
+				{Provider: "github", Label: "GitHub"},
+			},
+			Sessions: []SessionRow{
+				{ID: "sess-current", CreatedAt: t0, LastSeenAt: t0.Add(2 * time.Hour), UserAgent: chromeUA, IP: "203.0.113.7", Current: true},
+				{ID: "sess-phone", CreatedAt: t0.AddDate(0, 0, -5), LastSeenAt: t0.AddDate(0, 0, -1), UserAgent: iPhoneUA, IP: "198.51.100.23"},
+				{ID: "sess-work", CreatedAt: t0.AddDate(0, 0, -9), LastSeenAt: t0.AddDate(0, 0, -3), UserAgent: firefox, IP: "2001:db8::1"},
+			},
+		},
+		"account-social-only": AccountPage{
+			Base:          signedIn,
+			Email:         "grace@example.com",
+			CreatedAt:     t0,
+			MinLength:     12,
+			PasswordError: "Sign in again to set a password.",
+			Identities: []IdentityRow{
+				{Provider: "google", Label: "Google"},
+				{Provider: "github", Label: "GitHub", Email: "grace@users.noreply.github.com", LinkedAt: t0, Linked: true},
+			},
+			Sessions: []SessionRow{{ID: "only", CreatedAt: t0, LastSeenAt: t0, UserAgent: iPhoneUA, IP: "192.0.2.1", Current: true}},
+		},
+		"error":   ErrorPage{Base: Base{RequestID: "01JH5K3Z8Q2W"}, Status: 404, Heading: "Page not found", Message: "The page you were looking for doesn't exist or has moved."},
+		"message": MessagePage{Base: signedIn, Heading: "Password updated", Message: "Your new password is set. Other devices were signed out.", LinkURL: "/account", LinkText: "Back to your account"},
+		"mailbox": MailboxPage{Base: Base{DevMode: true}, Mails: []MailboxRow{
+			{ID: "m1", To: "ada@example.com", Subject: "Confirm your email address", At: t0, Link: "http://127.0.0.1:8080/verify?token=Zm9vYmFyYmF6cXV4", Text: "Hi,\n\nconfirm your email address for Gatehouse:\n\nhttp://127.0.0.1:8080/verify?token=Zm9vYmFyYmF6cXV4\n\nThe link is valid for 24 hours."},
+			{ID: "m2", To: "grace@example.com", Subject: "Reset your password", At: t0.Add(time.Hour), Link: "http://127.0.0.1:8080/password/reset?token=cXV4YmF6YmFyZm9v", Text: "Someone asked to reset your password.\n\nhttp://127.0.0.1:8080/password/reset?token=cXV4YmF6YmFyZm9v\n\nIf it wasn't you, ignore this mail."},
+		}},
+		"mailbox-empty": MailboxPage{Base: Base{DevMode: true}},
+	}
+}
+
+func TestRenderZeroValues(t *testing.T) {
+	tmpl := newTemplates(t)
+	covered := make(map[string]bool)
+	for _, page := range zeroPages {
+		covered[page.TemplateName()] = true
+	}
+	for name := range tmpl.pages {
+		if !covered[name] {
+			t.Errorf("got template %q with no page type in zeroPages", name)
+		}
+	}
+	for _, page := range zeroPages {
+		t.Run(page.TemplateName(), func(t *testing.T) {
+			html := render(t, tmpl, page)
+			if !strings.Contains(html, `<html lang="en">`) {
+				t.Errorf("got no <html lang=\"en\"> in:\n%s", html)
+			}
+			if !strings.Contains(html, "</html>") {
+				t.Errorf("got a truncated document:\n%s", html)
+			}
+		})
+	}
+}
+
+func TestRenderContains(t *testing.T) {
+	tmpl := newTemplates(t)
+	pages := samplePages()
+	tests := []struct {
+		name    string
+		page    Page
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "login",
+			page: pages["login"],
+			want: []string{
+				`<form method="post" action="/login"`,
+				`<input type="hidden" name="return_to" value="/app?x=1&amp;y=2">`,
+				`href="/signup?return_to=%2fapp%3fx%3d1%26y%3d2"`,
+				`href="/password/forgot"`,
+				`autocomplete="current-password"`,
+				`Continue with Google`, `Continue with GitHub`,
+				`href="/auth/google?return_to=%2Fapp"`,
+				`<a href="/dev/mailbox">Dev mailbox</a>`,
+				`<a class="brand" href="/login">`,
+			},
+			notWant: []string{`/verify/resend`, `role="alert"`, `action="/logout"`},
+		},
+		{
+			name: "login error is an alert tied to the fields",
+			page: pages["login-error"],
+			want: []string{`role="alert" id="form-error"`, `Email or password is incorrect.`, `aria-describedby="form-error"`, `value="ada@example.com"`},
+		},
+		{
+			name:    "login without return_to links to plain /signup",
+			page:    LoginPage{},
+			want:    []string{`href="/signup"`},
+			notWant: []string{`Continue with`, `Dev mailbox`},
+		},
+		{
+			name: "login not verified offers a resend form",
+			page: pages["login-not-verified"],
+			want: []string{
+				`Verify your email first. We can send you a new link.`,
+				`<form method="post" action="/verify/resend">`,
+				`<input type="hidden" name="email" value="ada@example.com">`,
+				`Send a new link`,
+			},
+		},
+		{
+			name: "signup",
+			page: pages["signup"],
+			want: []string{
+				`<form method="post" action="/signup"`,
+				`autocomplete="new-password" minlength="12" maxlength="128"`,
+				`At least 12 characters. Long passphrases are great.`,
+				`<input type="hidden" name="return_to" value="/app">`,
+				`href="/login?return_to=%2fapp"`,
+				`Already have an account?`,
+				`Continue with GitHub`,
+			},
+		},
+		{
+			name: "signup field errors",
+			page: pages["signup-errors"],
+			want: []string{
+				`role="alert"`,
+				`aria-invalid="true" aria-describedby="email-error"`,
+				`<p class="field-error" id="email-error">Enter an email address like name@example.com.</p>`,
+				`aria-describedby="password-hint password-error"`,
+			},
+		},
+		{
+			name: "check inbox after signup",
+			page: pages["check-inbox-signup"],
+			want: []string{
+				`If you can sign up with this address, we sent a confirmation link to <strong class="break">ada@example.com</strong>`,
+				`action="/verify/resend"`, `<input type="hidden" name="email" value="ada@example.com">`,
+				`href="/login"`,
+			},
+		},
+		{
+			name:    "check inbox after reset",
+			page:    pages["check-inbox-reset"],
+			want:    []string{`If an account exists for <strong class="break">ada@example.com</strong>, we sent a link to reset your password. The link is valid for 1&nbsp;hour.`},
+			notWant: []string{`/verify/resend`},
+		},
+		{
+			name: "verify",
+			page: pages["verify"],
+			want: []string{
+				`<form method="post" action="/verify"`,
+				`<input type="hidden" name="token" value="tok123">`,
+				`<input type="hidden" name="return_to" value="/app">`,
+				`autocomplete="current-password"`,
+				`Confirm and sign in`,
+			},
+		},
+		{
+			name:    "verify invalid",
+			page:    pages["verify-invalid"],
+			want:    []string{`invalid or has expired`, `action="/verify/resend"`, `name="email"`, `href="/signup"`},
+			notWant: []string{`tok123`, `action="/verify"`},
+		},
+		{
+			name: "reset",
+			page: pages["reset"],
+			want: []string{`action="/password/reset"`, `name="token" value="tok456"`, `autocomplete="new-password" minlength="12"`},
+		},
+		{
+			name:    "reset invalid",
+			page:    pages["reset-invalid"],
+			want:    []string{`This reset link is invalid or has expired`, `href="/password/forgot"`},
+			notWant: []string{`action="/password/reset"`},
+		},
+		{
+			name: "account",
+			page: pages["account"],
+			want: []string{
+				`<form method="post" action="/logout">`,
+				`<a class="brand" href="/account">`,
+				`role="status"`, `Your password was updated.`,
+				`name="current_password"`, `name="new_password"`,
+				`Chrome on Linux`, `Safari on iOS`, `Firefox on Windows`,
+				`This device`,
+				`<time datetime="2026-01-02T17:04:00Z">Jan 2, 2026 17:04 UTC</time>`,
+				`action="/account/sessions/sess-phone/revoke"`,
+				`action="/account/sessions/sess-work/revoke"`,
+				`action="/account/sessions/revoke-others"`,
+				`action="/account/identities/google/disconnect"`,
+				`action="/account/identities/github/connect"`,
+				`ada.lovelace@gmail.com`,
+			},
+			notWant: []string{`sessions/sess-current/revoke`, `href="/logout"`, ` disabled`},
+		},
+		{
+			name: "account social only",
+			page: pages["account-social-only"],
+			want: []string{
+				`Set a password`, `name="new_password"`, `Sign in again to set a password.`,
+				`disabled aria-describedby="disconnect-github-note"`, `id="disconnect-github-note"`,
+			},
+			notWant: []string{`current_password`, `revoke-others`, `/revoke"`},
+		},
+		{
+			name:    "account without providers hides sign-in methods",
+			page:    AccountPage{HasPassword: true},
+			notWant: []string{`Sign-in methods`},
+		},
+		{
+			name: "error",
+			page: pages["error"],
+			want: []string{`Error 404`, `Page not found`, `Reference: <code>01JH5K3Z8Q2W</code>`, `href="/login"`},
+		},
+		{
+			name: "message",
+			page: pages["message"],
+			want: []string{`<h1>Password updated</h1>`, `href="/account">Back to your account</a>`},
+		},
+		{
+			name: "mailbox",
+			page: pages["mailbox"],
+			want: []string{
+				`Development mailbox`, `mails are not sent anywhere`,
+				`<pre class="mail-body">`,
+				`href="http://127.0.0.1:8080/verify?token=Zm9vYmFyYmF6cXV4"`,
+			},
+		},
+		{
+			name: "mailbox empty",
+			page: pages["mailbox-empty"],
+			want: []string{`No mails yet.`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			html := render(t, tmpl, tt.page)
+			for _, s := range tt.want {
+				if !strings.Contains(html, s) {
+					t.Errorf("got no %q in:\n%s", s, html)
+				}
+			}
+			for _, s := range tt.notWant {
+				if strings.Contains(html, s) {
+					t.Errorf("got %q; want it absent", s)
+				}
+			}
+		})
+	}
+}
+
+func TestMailboxNewestFirst(t *testing.T) {
+	html := render(t, newTemplates(t), samplePages()["mailbox"])
+	reset, verify := strings.Index(html, "Reset your password"), strings.Index(html, "Confirm your email address")
+	if reset < 0 || verify < 0 || reset > verify {
+		t.Errorf("got reset mail at %d, verify mail at %d; want the newer reset mail first", reset, verify)
+	}
+}
+
+func TestNoticeOnEveryPage(t *testing.T) {
+	tmpl := newTemplates(t)
+	for _, page := range withBase(Base{Notice: "All done."}) {
+		if html := render(t, tmpl, page); !strings.Contains(html, `role="status">`) || !strings.Contains(html, "All done.") {
+			t.Errorf("%s: got no notice banner", page.TemplateName())
+		}
+	}
+}
+
+func TestEscapesUserData(t *testing.T) {
+	tmpl := newTemplates(t)
+	const evil = `<script>@x.y`
+	pages := append(withBase(Base{SignedIn: true, UserEmail: evil, Notice: evil, RequestID: evil}),
+		SignupPage{Email: evil, Error: evil, FieldErrors: FieldErrors{Email: evil, Password: evil}, ReturnTo: evil},
+		CheckInboxPage{Email: evil},
+		LoginPage{Email: evil, NotVerified: true, ReturnTo: evil, Providers: []ProviderButton{{ID: evil, Label: evil, URL: "javascript:alert(1)"}}},
+		ForgotPage{Email: evil, Error: evil},
+		AccountPage{Email: evil, Sessions: []SessionRow{{ID: `"><script>`, UserAgent: evil, IP: evil}},
+			Identities: []IdentityRow{{Provider: evil, Label: evil, Email: evil, Linked: true}}},
+		ErrorPage{Heading: evil, Message: evil},
+		MessagePage{Heading: evil, Message: evil, LinkURL: "javascript:alert(1)", LinkText: evil},
+		MailboxPage{Mails: []MailboxRow{{To: evil, Subject: evil, Text: evil, Link: "javascript:alert(1)"}}},
+	)
+	for _, page := range pages {
+		html := render(t, tmpl, page)
+		if strings.Contains(html, "<script") {
+			t.Errorf("%s: got an unescaped <script in:\n%s", page.TemplateName(), html)
+		}
+		if !strings.Contains(html, "&lt;script&gt;@x.y") {
+			t.Errorf("%s: got no escaped &lt;script&gt;@x.y", page.TemplateName())
+		}
+		if strings.Contains(html, `href="javascript:`) {
+			t.Errorf("%s: got a javascript: URL", page.TemplateName())
+		}
+	}
+}
+
+// TestCSPCompatible keeps the pages working under
+// default-src 'self'; style-src 'self'; script-src 'none'.
+func TestCSPCompatible(t *testing.T) {
+	tmpl := newTemplates(t)
+	forbidden := regexp.MustCompile(`(?i)<script|\sstyle=|<style|\son[a-z]+=|javascript:|https?://(?:[^"]*\.)?(?:googleapis|gstatic|cdn)`)
+	for name, page := range allSamples() {
+		if m := forbidden.FindString(render(t, tmpl, page)); m != "" {
+			t.Errorf("%s: got %q; want no inline style, script or external resource", name, m)
+		}
+	}
+}
+
+// TestAccessibleMarkup checks that labels, aria-describedby and ids point at
+// something and that ids are unique within a page.
+func TestAccessibleMarkup(t *testing.T) {
+	tmpl := newTemplates(t)
+	idRe := regexp.MustCompile(`\sid="([^"]*)"`)
+	refRe := regexp.MustCompile(`\s(?:for|aria-describedby|aria-labelledby)="([^"]*)"`)
+	inputRe := regexp.MustCompile(`<input [^>]*>`)
+	for name, page := range allSamples() {
+		html := render(t, tmpl, page)
+		ids := make(map[string]bool)
+		for _, m := range idRe.FindAllStringSubmatch(html, -1) {
+			if ids[m[1]] {
+				t.Errorf("%s: got duplicate id %q", name, m[1])
+			}
+			ids[m[1]] = true
+		}
+		for _, m := range refRe.FindAllStringSubmatch(html, -1) {
+			for _, id := range strings.Fields(m[1]) {
+				if !ids[id] {
+					t.Errorf("%s: got a reference to missing id %q", name, id)
+				}
+			}
+		}
+		for _, in := range inputRe.FindAllString(html, -1) {
+			if strings.Contains(in, `type="hidden"`) || strings.Contains(in, " hidden") {
+				continue
+			}
+			id := regexp.MustCompile(`id="([^"]*)"`).FindStringSubmatch(in)
+			if id == nil || !strings.Contains(html, `<label for="`+id[1]+`">`) {
+				t.Errorf("%s: got an input without a <label for>: %s", name, in)
+			}
+			if !strings.Contains(in, "autocomplete=") {
+				t.Errorf("%s: got an input without autocomplete: %s", name, in)
+			}
+		}
+	}
+}
+
+func TestTitles(t *testing.T) {
+	tmpl := newTemplates(t)
+	tests := []struct {
+		page Page
+		want string
+	}{
+		{LoginPage{}, "<title>Sign in · Gatehouse</title>"},
+		{AccountPage{}, "<title>Your account · Gatehouse</title>"},
+		{LoginPage{Base: Base{Title: "Sign in to Wiki"}}, "<title>Sign in to Wiki · Gatehouse</title>"},
+		{ErrorPage{Heading: "Too many attempts"}, "<title>Too many attempts · Gatehouse</title>"},
+	}
+	for _, tt := range tests {
+		if html := render(t, tmpl, tt.page); !strings.Contains(html, tt.want) {
+			t.Errorf("%s: got no %q", tt.page.TemplateName(), tt.want)
+		}
+	}
+}
+
+type unknownPage struct{}
+
+func (unknownPage) TemplateName() string { return "no-such-page" }
+
+type brokenPage struct{ ErrorPage }
+
+// TemplateName reuses the login template, which needs fields ErrorPage lacks.
+func (brokenPage) TemplateName() string { return "login" }
+
+func TestRenderErrorsWriteNothing(t *testing.T) {
+	tmpl := newTemplates(t)
+	for _, page := range []Page{nil, unknownPage{}, brokenPage{}} {
+		var buf bytes.Buffer
+		if err := tmpl.Render(&buf, page); err == nil {
+			t.Errorf("Render(%T): got nil error; want one", page)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("Render(%T): got %d bytes written; want 0", page, buf.Len())
+		}
+	}
+}
+
+func TestStatic(t *testing.T) {
+	srv := httptest.NewServer(http.StripPrefix("/static/", Static()))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		path        string
+		status      int
+		contentType string
+	}{
+		{"/static/style.css", http.StatusOK, "text/css; charset=utf-8"},
+		{"/static/style.css?v=abc", http.StatusOK, "text/css; charset=utf-8"},
+		{"/static/favicon.svg", http.StatusOK, "image/svg+xml"},
+		{"/static/", http.StatusNotFound, ""},
+		{"/static/nope.css", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("got status %d; want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get("Content-Type"); tt.contentType != "" && got != tt.contentType {
+				t.Errorf("got Content-Type %q; want %q", got, tt.contentType)
+			}
+			if tt.path == "/static/style.css" && len(body) > 10*1024 {
+				t.Errorf("got style.css of %d bytes; want it under 10 KiB", len(body))
+			}
+		})
+	}
+}
+
+func TestStylesheetLinkIsVersioned(t *testing.T) {
+	html := render(t, newTemplates(t), LoginPage{})
+	if !regexp.MustCompile(`<link rel="stylesheet" href="/static/style.css\?v=[0-9a-f]{12}">`).MatchString(html) {
+		t.Errorf("got no versioned stylesheet link in:\n%s", html)
+	}
+}
+
+func TestDeviceSummary(t *testing.T) {
+	tests := []struct{ ua, want string }{
+		{chromeUA, "Chrome on Linux"},
+		{iPhoneUA, "Safari on iOS"},
+		{firefox, "Firefox on Windows"},
+		{"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15", "Safari on macOS"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "Edge on Windows"},
+		{"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", "Chrome on Android"},
+		{"Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0 Mobile/15E148 Safari/604.1", "Chrome on iPadOS"},
+		{"Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "Chrome on ChromeOS"},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", "Chrome on Linux"},
+		{"curl/8.5.0", "curl"},
+		{"Mozilla/5.0 (X11; Linux x86_64) SomethingNew/1.0", "Browser on Linux"},
+		{"", "Unknown device"},
+	}
+	for _, tt := range tests {
+		if got := deviceSummary(tt.ua); got != tt.want {
+			t.Errorf("deviceSummary(%q) = %q; want %q", tt.ua, got, tt.want)
+		}
+	}
+}
+
+// TestWritePreview writes every sample page and the static files to the
+// directory in GATEHOUSE_WEB_PREVIEW for a look in a browser; serve that
+// directory over HTTP (the pages link /static/…).
+func TestWritePreview(t *testing.T) {
+	dir := os.Getenv("GATEHOUSE_WEB_PREVIEW")
+	if dir == "" {
+		t.Skip("set GATEHOUSE_WEB_PREVIEW=DIR to write the pages there")
+	}
+	tmpl := newTemplates(t)
+	if err := os.MkdirAll(filepath.Join(dir, "static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, page := range allSamples() {
+		if err := os.WriteFile(filepath.Join(dir, name+".html"), []byte(render(t, tmpl, page)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"style.css", "favicon.svg"} {
+		b, err := staticFS.ReadFile("static/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "static", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// allSamples is samplePages plus the zero value of every page.
+func allSamples() map[string]Page {
+	pages := samplePages()
+	for _, p := range zeroPages {
+		pages["zero-"+p.TemplateName()] = p
+	}
+	return pages
+}
+
+// withBase returns the zero value of every page with base set.
+func withBase(base Base) []Page {
+	return []Page{
+		SignupPage{Base: base}, CheckInboxPage{Base: base}, VerifyPage{Base: base},
+		LoginPage{Base: base}, ForgotPage{Base: base}, ResetPage{Base: base},
+		AccountPage{Base: base}, ErrorPage{Base: base}, MessagePage{Base: base},
+		MailboxPage{Base: base},
+	}
+}
