@@ -1,0 +1,391 @@
+// Command gatehouse runs the Gatehouse login gateway.
+//
+//	go run .                      # embedded database, dev mailbox, http://127.0.0.1:8080
+//	gatehouse -config prod.yaml   # settings from a file, overridable by GATEHOUSE_* variables
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/accounts/mongostore"
+	"github.com/gatehouse/gatehouse/config"
+	"github.com/gatehouse/gatehouse/embeddeddb"
+	"github.com/gatehouse/gatehouse/mail"
+	"github.com/gatehouse/gatehouse/ratelimit"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/web"
+)
+
+// defaultConfig is config.yaml, which documents every key with its default.
+//
+//go:embed config.yaml
+var defaultConfig []byte
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts Gatehouse and blocks until ctx is cancelled, then shuts down:
+// in-flight requests are drained, the mail worker stops, the database closes.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fl := flag.NewFlagSet("gatehouse", flag.ContinueOnError)
+	fl.SetOutput(stdout)
+	configPath := fl.String("config", "", "configuration file (default: ./config.yaml if present, else the built-in defaults)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			*configPath = "config.yaml"
+		}
+	}
+	cfg, err := config.Load(defaultConfig, *configPath, getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logger := newLogger(cfg.Log, stdout)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	secret, err := sessionSecret(cfg)
+	if err != nil {
+		return err
+	}
+
+	// Database: the embedded one unless a URI is configured.
+	uri, dbDesc := cfg.MongoDB.URI.Reveal(), ""
+	var embedded *embeddeddb.Server
+	if uri == "" {
+		embedded, err = embeddeddb.Start(ctx, cfg.DataDir, "127.0.0.1:0", logger)
+		if err != nil {
+			return err
+		}
+		defer embedded.Stop()
+		uri = embedded.URI()
+		dbDesc = "embedded FerretDB (SQLite) in " + filepath.Join(cfg.DataDir, "db")
+	} else {
+		dbDesc = "MongoDB at " + redactURI(uri)
+	}
+	store, err := mongostore.Connect(ctx, uri, cfg.MongoDB.Database, cfg.MongoDB.Timeout)
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := ensureSchema(ctx, store, logger); err != nil {
+		return err
+	}
+	if embedded != nil {
+		if err := embedded.IndexIDs(ctx, cfg.MongoDB.Database); err != nil {
+			return err
+		}
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Mail: every mail goes through the durable outbox; the transport is SMTP
+	// or, in development without SMTP, an in-memory mailbox.
+	templates, err := mail.NewTemplates(cfg.SMTP.TemplatesDir)
+	if err != nil {
+		return fmt.Errorf("mail templates: %w", err)
+	}
+	outbox, err := mail.NewOutbox(store, deriveKey(secret, "gatehouse outbox v1"), nil)
+	if err != nil {
+		return err
+	}
+	var (
+		transport mail.Transport
+		mailbox   *mail.DevMailbox
+		mailDesc  string
+	)
+	switch {
+	case cfg.SMTP.Host != "":
+		transport, err = mail.NewSMTP(mail.SMTPConfig{
+			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password.Reveal(), TLS: cfg.SMTP.TLS, From: cfg.SMTP.From,
+		}, logger)
+		if err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+		mailDesc = fmt.Sprintf("SMTP %s:%d (%s)", cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS)
+	case cfg.DevMode:
+		mailbox = mail.NewDevMailbox(logger, nil)
+		transport = mailbox
+		mailDesc = "development mailbox (links are logged; " + cfg.Server.PublicURL + "/dev/mailbox)"
+	default:
+		return errors.New("configuration: smtp.host: must be set outside dev_mode")
+	}
+	worker, err := mail.NewWorker(mail.WorkerConfig{
+		Outbox: outbox, Transport: transport, Templates: templates, Logger: logger,
+		PublicURL: cfg.Server.PublicURL, Registerer: registry,
+	})
+	if err != nil {
+		return err
+	}
+
+	a2 := cfg.Password.Argon2
+	svc := accounts.NewService(accounts.Config{
+		PublicURL:       cfg.Server.PublicURL,
+		VerifyTTL:       cfg.Tokens.VerifyTTL,
+		ResetTTL:        cfg.Tokens.ResetTTL,
+		IdleTimeout:     cfg.Session.IdleTimeout,
+		AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+		SessionCacheTTL: cfg.Session.CacheTTL,
+		LockoutAfter:    cfg.RateLimits.LockoutAfter,
+		LockoutMax:      cfg.RateLimits.LockoutMax,
+	}, accounts.Deps{
+		Store:      store,
+		Mailer:     outbox,
+		Hasher:     accounts.NewHasher(accounts.Argon2Params{MemoryKiB: a2.MemoryKiB, Iterations: a2.Iterations, Parallelism: a2.Parallelism}, a2.MaxConcurrent, a2.MaxWaiting, a2.MaxWait),
+		Policy:     accounts.NewPolicy(cfg.Password.MinLength),
+		PerIP:      ratelimit.New(cfg.RateLimits.PerIP, time.Minute, nil),
+		PerAddress: ratelimit.New(cfg.RateLimits.PerAddress, time.Minute, nil),
+		Logger:     logger,
+	})
+
+	pages, err := web.New()
+	if err != nil {
+		return fmt.Errorf("page templates: %w", err)
+	}
+	srvCfg := server.Config{
+		PublicURL:           cfg.Server.PublicURL,
+		TrustedProxies:      mustCIDRs(cfg.Server.TrustedProxies),
+		MaxBodyBytes:        cfg.Server.MaxBodyBytes,
+		RequestTimeout:      cfg.Server.RequestTimeout,
+		CORSOrigins:         originSet(cfg.CORS.AllowedOrigins),
+		RedirectHosts:       originSet(cfg.Redirects.AllowedHosts),
+		ForwardAuthRedirect: cfg.ForwardAuth.Redirect,
+		DevMode:             cfg.DevMode,
+		CookieName:          cfg.CookieName(),
+		CookieDomain:        cfg.Session.CookieDomain,
+		SecureCookies:       cfg.SecureCookies(),
+		AbsoluteTimeout:     cfg.Session.AbsoluteTimeout,
+		SessionKey:          deriveKey(secret, "gatehouse session cookie v1"),
+		HTTPS:               cfg.SecureCookies(),
+		AccessLog:           strings.EqualFold(cfg.Log.Level, "debug"),
+	}
+	deps := server.Deps{Logger: logger, Accounts: svc, Pages: pages, Ready: store.Ping, Registry: registry}
+	if mailbox != nil {
+		deps.Mailbox = devMailboxRows{mailbox}
+	}
+	handler := server.New(srvCfg, deps)
+
+	ln, err := net.Listen("tcp", cfg.Server.Address)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpServer := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.Server.RequestTimeout + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	logger.Info("gatehouse starting",
+		"url", cfg.Server.PublicURL, "listen", ln.Addr().String(),
+		"database", dbDesc, "mail", mailDesc, "dev_mode", cfg.DevMode)
+	if cfg.DevMode {
+		logger.Warn("dev_mode is on: generated secrets, development mailbox, plain-HTTP cookies allowed; set dev_mode: false in production")
+	}
+
+	var wg sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	wg.Go(func() {
+		if err := worker.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("mail worker stopped", "error", err)
+		}
+	})
+	wg.Go(func() { sweep(bgCtx, svc, logger) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		stopBackground()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "drain_timeout", cfg.Server.ShutdownTimeout)
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	shutdownErr := httpServer.Shutdown(drainCtx)
+	stopBackground()
+	wg.Wait()
+	logger.Info("stopped")
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
+	}
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ensureSchema creates collections and indexes, waiting for a database that
+// is still starting (docker compose starts everything at once).
+func ensureSchema(ctx context.Context, store *mongostore.Store, logger *slog.Logger) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+		err := store.EnsureSchema(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, accounts.ErrUnavailable) || time.Now().After(deadline) {
+			return fmt.Errorf("prepare database: %w", err)
+		}
+		logger.Warn("database not reachable yet; retrying", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sweep deletes expired records every few minutes.
+func sweep(ctx context.Context, svc *accounts.Service, logger *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := svc.Sweep(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("sweep", "error", err)
+			}
+		}
+	}
+}
+
+// sessionSecret returns the configured secret or, in dev mode, one generated
+// once and kept in data_dir so that restarts keep sessions and mailed links.
+func sessionSecret(cfg *config.Config) ([]byte, error) {
+	if cfg.Session.Secret != "" {
+		return []byte(cfg.Session.Secret.Reveal()), nil
+	}
+	path := filepath.Join(cfg.DataDir, "secrets.json")
+	var stored struct {
+		SessionSecret string `json:"session_secret"`
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &stored); err != nil || len(stored.SessionSecret) < 32 {
+			return nil, fmt.Errorf("read %s: not a valid secrets file; delete it to generate a new one", path)
+		}
+		return []byte(stored.SessionSecret), nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("read secrets: %w", err)
+	}
+	stored.SessionSecret = base64.RawURLEncoding.EncodeToString(randomBytes(48))
+	b, _ = json.Marshal(stored)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write secrets: %w", err)
+	}
+	return []byte(stored.SessionSecret), nil
+}
+
+// deriveKey derives a purpose-bound 32-byte key from the session secret, so
+// one configured secret serves cookie signing and outbox sealing without
+// either key revealing the other.
+func deriveKey(secret []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths hkdf cannot produce; 32 is fine
+	}
+	return k
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// redactURI drops credentials from a database URI for the startup log.
+func redactURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+func mustCIDRs(list []string) []*net.IPNet {
+	out := make([]*net.IPNet, 0, len(list))
+	for _, s := range list {
+		n, err := config.ParseCIDR(s)
+		if err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func originSet(list []string) map[string]bool {
+	out := make(map[string]bool, len(list))
+	for _, s := range list {
+		if o, err := config.ParseOrigin(s); err == nil {
+			out[o] = true
+		}
+	}
+	return out
+}
+
+// devMailboxRows adapts the development mailbox to the page's rows.
+type devMailboxRows struct{ m *mail.DevMailbox }
+
+func (d devMailboxRows) Rows() []web.MailboxRow {
+	msgs := d.m.Messages()
+	rows := make([]web.MailboxRow, len(msgs))
+	for i, m := range msgs {
+		rows[i] = web.MailboxRow{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, Link: m.Link, At: m.At}
+	}
+	return rows
+}

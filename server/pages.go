@@ -1,0 +1,408 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/web"
+)
+
+// notices are the fixed banners a redirect can ask for with ?notice=; the
+// text never comes from the request.
+var notices = map[string]string{
+	"password_reset":   "Your password was changed. Sign in with the new one.",
+	"password_changed": "Your password was changed. Your other sessions were signed out.",
+	"session_revoked":  "That session was signed out.",
+	"sessions_revoked": "All your other sessions were signed out.",
+	"signed_out":       "You are signed out.",
+}
+
+func (s *Server) client(r *http.Request) accounts.Client {
+	return accounts.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
+}
+
+// parseForm reads an urlencoded form body, mapping an oversize body to 413.
+func parseForm(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return requestError(http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is too large.")
+		}
+		return requestError(http.StatusBadRequest, "invalid_request", "The form could not be read.")
+	}
+	return nil
+}
+
+// pageBase is the shared page data with the notice, if any, from the query.
+func (s *Server) pageBase(r *http.Request, title string) web.Base {
+	b := s.respond.base(r, title)
+	b.Notice = notices[r.URL.Query().Get("notice")]
+	return b
+}
+
+func (s *Server) redirectSignedIn(w http.ResponseWriter, r *http.Request, target string) {
+	http.Redirect(w, r, returnTo(target, s.cfg.RedirectHosts), http.StatusSeeOther)
+}
+
+func (s *Server) handleHome() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := authFrom(r.Context()); ok {
+			http.Redirect(w, r, "/account", http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
+
+func (s *Server) signupPage(r *http.Request, p web.SignupPage) web.SignupPage {
+	p.Base = s.pageBase(r, "")
+	p.MinLength = s.svc.MinPasswordLength()
+	return p
+}
+
+func (s *Server) handleSignupPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.respond.page(w, r, http.StatusOK, s.signupPage(r, web.SignupPage{ReturnTo: r.URL.Query().Get("return_to")}))
+	})
+}
+
+func (s *Server) handleSignupForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		email := r.PostForm.Get("email")
+		p := web.SignupPage{Email: email, ReturnTo: r.PostForm.Get("return_to")}
+		err := s.svc.Signup(r.Context(), email, r.PostForm.Get("password"), s.client(r))
+		var pe *accounts.PasswordError
+		switch {
+		case err == nil:
+			s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "signup"})
+			return
+		case errors.Is(err, accounts.ErrInvalidEmail):
+			p.FieldErrors.Email = errorFor(err).Message
+		case errors.As(err, &pe):
+			p.FieldErrors.Password = pe.Error()
+		default:
+			s.formError(w, r, err, func(msg string) web.Page { p.Error = msg; return s.signupPage(r, p) })
+			return
+		}
+		s.respond.page(w, r, http.StatusBadRequest, s.signupPage(r, p))
+	})
+}
+
+// formError re-renders a form with the error's message for client-side
+// failures (rate limits, invalid credentials) and shows the error page for
+// server-side ones.
+func (s *Server) formError(w http.ResponseWriter, r *http.Request, err error, page func(msg string) web.Page) {
+	ae := errorFor(err)
+	if ae.Status >= 500 {
+		s.respond.htmlError(w, r, err)
+		return
+	}
+	setRetryAfter(w, ae.RetryAfter)
+	s.respond.page(w, r, ae.Status, page(ae.Message))
+}
+
+func (s *Server) handleVerifyPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := r.URL.Query().Get("token")
+		err := s.svc.CheckToken(r.Context(), accounts.PurposeVerify, token)
+		if err != nil && !errors.Is(err, accounts.ErrTokenInvalid) {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusBadRequest
+		}
+		s.respond.page(w, r, status, web.VerifyPage{Base: s.pageBase(r, ""), Token: token, Valid: err == nil, ReturnTo: r.URL.Query().Get("return_to")})
+	})
+}
+
+func (s *Server) handleVerifyForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		token, target := r.PostForm.Get("token"), r.PostForm.Get("return_to")
+		_, ns, err := s.svc.Verify(r.Context(), token, r.PostForm.Get("password"), s.client(r))
+		page := web.VerifyPage{Token: token, Valid: true, ReturnTo: target}
+		switch {
+		case err == nil:
+			if err := s.sessions.start(w, r, ns); err != nil {
+				s.respond.htmlError(w, r, err)
+				return
+			}
+			s.redirectSignedIn(w, r, target)
+		case errors.Is(err, accounts.ErrInvalidCredentials):
+			page.Base = s.pageBase(r, "")
+			page.Error = "That is not the password you chose when you signed up."
+			s.respond.page(w, r, http.StatusUnauthorized, page)
+		case errors.Is(err, accounts.ErrTokenInvalid):
+			page.Base, page.Valid = s.pageBase(r, ""), false
+			s.respond.page(w, r, http.StatusBadRequest, page)
+		default:
+			s.formError(w, r, err, func(msg string) web.Page { page.Base, page.Error = s.pageBase(r, ""), msg; return page })
+		}
+	})
+}
+
+func (s *Server) handleResendForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		email := r.PostForm.Get("email")
+		if err := s.svc.ResendVerification(r.Context(), email, s.client(r)); err != nil {
+			s.formError(w, r, err, func(msg string) web.Page {
+				return web.VerifyPage{Base: s.pageBase(r, ""), Error: msg}
+			})
+			return
+		}
+		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "resend"})
+	})
+}
+
+func (s *Server) loginPage(r *http.Request, p web.LoginPage) web.LoginPage {
+	p.Base = s.pageBase(r, "")
+	return p
+}
+
+func (s *Server) handleLoginPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("return_to")
+		if _, ok := authFrom(r.Context()); ok && target != "" {
+			s.redirectSignedIn(w, r, target)
+			return
+		}
+		s.respond.page(w, r, http.StatusOK, s.loginPage(r, web.LoginPage{ReturnTo: target}))
+	})
+}
+
+func (s *Server) handleLoginForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		email, target := r.PostForm.Get("email"), r.PostForm.Get("return_to")
+		_, ns, err := s.svc.Login(r.Context(), email, r.PostForm.Get("password"), s.sessions.previous(r), s.client(r))
+		p := web.LoginPage{Email: email, ReturnTo: target}
+		switch {
+		case err == nil:
+			if err := s.sessions.start(w, r, ns); err != nil {
+				s.respond.htmlError(w, r, err)
+				return
+			}
+			s.redirectSignedIn(w, r, target)
+		case errors.Is(err, accounts.ErrEmailNotVerified):
+			p.NotVerified = true
+			s.respond.page(w, r, http.StatusForbidden, s.loginPage(r, p))
+		default:
+			s.formError(w, r, err, func(msg string) web.Page { p.Error = msg; return s.loginPage(r, p) })
+		}
+	})
+}
+
+func (s *Server) handleLogoutForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.sessions.end(w, r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/login?notice=signed_out", http.StatusSeeOther)
+	})
+}
+
+func (s *Server) handleForgotPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.respond.page(w, r, http.StatusOK, web.ForgotPage{Base: s.pageBase(r, "")})
+	})
+}
+
+func (s *Server) handleForgotForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		email := r.PostForm.Get("email")
+		if err := s.svc.ForgotPassword(r.Context(), email, s.client(r)); err != nil {
+			s.formError(w, r, err, func(msg string) web.Page {
+				return web.ForgotPage{Base: s.pageBase(r, ""), Email: email, Error: msg}
+			})
+			return
+		}
+		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "reset"})
+	})
+}
+
+func (s *Server) resetPage(r *http.Request, p web.ResetPage) web.ResetPage {
+	p.Base = s.pageBase(r, "")
+	p.MinLength = s.svc.MinPasswordLength()
+	return p
+}
+
+func (s *Server) handleResetPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := r.URL.Query().Get("token")
+		err := s.svc.CheckToken(r.Context(), accounts.PurposeReset, token)
+		if err != nil && !errors.Is(err, accounts.ErrTokenInvalid) {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusBadRequest
+		}
+		s.respond.page(w, r, status, s.resetPage(r, web.ResetPage{Token: token, Valid: err == nil}))
+	})
+}
+
+func (s *Server) handleResetForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		token := r.PostForm.Get("token")
+		err := s.svc.ResetPassword(r.Context(), token, r.PostForm.Get("password"), s.client(r))
+		p := web.ResetPage{Token: token, Valid: true}
+		var pe *accounts.PasswordError
+		switch {
+		case err == nil:
+			http.Redirect(w, r, "/login?notice=password_reset", http.StatusSeeOther)
+		case errors.As(err, &pe):
+			p.FieldErrors.Password = pe.Error()
+			s.respond.page(w, r, http.StatusBadRequest, s.resetPage(r, p))
+		case errors.Is(err, accounts.ErrTokenInvalid):
+			p.Valid = false
+			s.respond.page(w, r, http.StatusBadRequest, s.resetPage(r, p))
+		default:
+			s.formError(w, r, err, func(msg string) web.Page { p.Error = msg; return s.resetPage(r, p) })
+		}
+	})
+}
+
+// requireAuth sends signed-out browsers to the login page and back.
+func (s *Server) requireAuth(w http.ResponseWriter, r *http.Request) (accounts.Auth, bool) {
+	a, ok := authFrom(r.Context())
+	if !ok {
+		target := "/account"
+		if r.Method == http.MethodGet {
+			target = r.URL.RequestURI()
+		}
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(target), http.StatusSeeOther)
+	}
+	return a, ok
+}
+
+// accountPage builds the account overview of a.
+func (s *Server) accountPage(r *http.Request, a accounts.Auth) (web.AccountPage, error) {
+	list, err := s.svc.Sessions(r.Context(), a)
+	if err != nil {
+		return web.AccountPage{}, err
+	}
+	rows := make([]web.SessionRow, len(list))
+	for i, x := range list {
+		rows[i] = web.SessionRow{ID: x.ID, CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, UserAgent: x.UserAgent, IP: x.IP, Current: x.ID == a.Session.ID}
+	}
+	return web.AccountPage{
+		Base:        s.pageBase(r, ""),
+		Email:       a.User.Email,
+		CreatedAt:   a.User.CreatedAt,
+		HasPassword: a.User.HasPassword(),
+		Sessions:    rows,
+		MinLength:   s.svc.MinPasswordLength(),
+	}, nil
+}
+
+func (s *Server) handleAccountPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.requireAuth(w, r)
+		if !ok {
+			return
+		}
+		p, err := s.accountPage(r, a)
+		if err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		s.respond.page(w, r, http.StatusOK, p)
+	})
+}
+
+func (s *Server) handlePasswordForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.requireAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := parseForm(r); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		err := s.svc.ChangePassword(r.Context(), a, r.PostForm.Get("current_password"), r.PostForm.Get("new_password"), s.client(r))
+		if err == nil {
+			http.Redirect(w, r, "/account?notice=password_changed", http.StatusSeeOther)
+			return
+		}
+		ae := errorFor(err)
+		if ae.Status >= 500 {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		p, perr := s.accountPage(r, a)
+		if perr != nil {
+			s.respond.htmlError(w, r, perr)
+			return
+		}
+		var pe *accounts.PasswordError
+		switch {
+		case errors.As(err, &pe):
+			p.FieldErrors.Password = pe.Error()
+		case errors.Is(err, accounts.ErrInvalidCredentials):
+			p.FieldErrors.Current = "Your current password is not correct."
+		default:
+			p.PasswordError = ae.Message
+		}
+		setRetryAfter(w, ae.RetryAfter)
+		s.respond.page(w, r, ae.Status, p)
+	})
+}
+
+func (s *Server) handleRevokeForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.requireAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := s.svc.RevokeSession(r.Context(), a, mux.Vars(r)["id"]); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/account?notice=session_revoked", http.StatusSeeOther)
+	})
+}
+
+func (s *Server) handleRevokeOthersForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.requireAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := s.svc.RevokeOtherSessions(r.Context(), a); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, "/account?notice=sessions_revoked", http.StatusSeeOther)
+	})
+}

@@ -1,0 +1,177 @@
+// Package server is Gatehouse's HTTP layer: the server-rendered pages, the
+// JSON API for single-page apps, forward auth for reverse proxies, and the
+// operational endpoints. Handlers decode and validate, make one call into
+// the accounts domain, and map the result; every route is listed in
+// routes.go and every error's status in respond.go.
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/gorilla/sessions"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"log/slog"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/web"
+)
+
+// Config is what the HTTP layer needs from the configuration.
+type Config struct {
+	PublicURL      string
+	TrustedProxies []*net.IPNet
+	MaxBodyBytes   int64
+	RequestTimeout time.Duration
+	// CORSOrigins and RedirectHosts hold canonical origins (scheme://host[:port]).
+	CORSOrigins         map[string]bool
+	RedirectHosts       map[string]bool
+	ForwardAuthRedirect bool
+	DevMode             bool
+	// Cookie settings.
+	CookieName      string
+	CookieDomain    string
+	SecureCookies   bool
+	AbsoluteTimeout time.Duration
+	// SessionKey signs session cookies (HMAC-SHA256).
+	SessionKey []byte
+	// HTTPS is true when PublicURL is https: HSTS on every answer.
+	HTTPS bool
+	// AccessLog logs one line per request.
+	AccessLog bool
+}
+
+// Mailbox lists the mails of the development mailbox.
+type Mailbox interface {
+	Rows() []web.MailboxRow
+}
+
+// Deps are the collaborators of the server.
+type Deps struct {
+	Logger   *slog.Logger
+	Accounts *accounts.Service
+	Pages    *web.Templates
+	// Mailbox is the development mailbox; nil unless dev mode without SMTP.
+	Mailbox Mailbox
+	// Ready reports whether the database answers, for /readyz.
+	Ready func(context.Context) error
+	// Registry collects metrics for /metrics.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP handler of Gatehouse.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	svc      *accounts.Service
+	pages    *web.Templates
+	mailbox  Mailbox
+	ready    func(context.Context) error
+	registry *prometheus.Registry
+	metrics  *metrics
+	respond  *responder
+	sessions *sessionStore
+	csp      string
+	handler  http.Handler
+}
+
+// New builds the server and its routes.
+func New(cfg Config, d Deps) *Server {
+	s := &Server{
+		cfg:      cfg,
+		log:      d.Logger,
+		svc:      d.Accounts,
+		pages:    d.Pages,
+		mailbox:  d.Mailbox,
+		ready:    d.Ready,
+		registry: d.Registry,
+		metrics:  newMetrics(d.Registry),
+		respond:  &responder{log: d.Logger, pages: d.Pages, dev: cfg.DevMode},
+	}
+	s.sessions = newSessionStore(cfg.CookieName, cfg.SessionKey, sessions.Options{
+		Path:     "/",
+		Domain:   cfg.CookieDomain,
+		MaxAge:   int(cfg.AbsoluteTimeout.Seconds()),
+		Secure:   cfg.SecureCookies,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}, d.Accounts)
+	s.csp = contentSecurityPolicy(cfg.RedirectHosts)
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// contentSecurityPolicy allows nothing but our own stylesheet. Forms may
+// post to us and, since browsers apply form-action to the redirect that
+// follows a sign-in, lead on to the allowed return_to hosts.
+func contentSecurityPolicy(redirectHosts map[string]bool) string {
+	formAction := []string{"'self'"}
+	for h := range redirectHosts {
+		formAction = append(formAction, h)
+	}
+	slices.Sort(formAction[1:])
+	return strings.Join([]string{
+		"default-src 'none'",
+		"style-src 'self'",
+		"img-src 'self' data:",
+		"form-action " + strings.Join(formAction, " "),
+		"frame-ancestors 'none'",
+		"base-uri 'none'",
+		"object-src 'none'",
+	}, "; ")
+}
+
+// crossOrigin refuses state-changing requests from other origins (CS-1)
+// with the standard library's Fetch-metadata check, trusting only the
+// configured SPA origins.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	for o := range s.cfg.CORSOrigins {
+		_ = cop.AddTrustedOrigin(o) // validated at startup
+	}
+	// The forward-auth check changes nothing, and proxies send it with the
+	// headers (and method) of whatever request they are guarding.
+	cop.AddInsecureBypassPattern("/auth/check")
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.respond.error(w, r, requestError(http.StatusForbidden, "cross_origin", "Cross-origin request refused."))
+	}))
+	return cop.Handler(next)
+}
+
+// chain applies middleware so that the first listed runs first.
+func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// notFound answers unknown paths in the right format.
+func (s *Server) notFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.respond.error(w, r, accounts.ErrNotFound)
+	})
+}
+
+func (s *Server) methodNotAllowed() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.respond.error(w, r, requestError(http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed."))
+	})
+}
+
+// router is the gorilla/mux router with our fallbacks.
+func (s *Server) router() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.notFound()
+	r.MethodNotAllowedHandler = s.methodNotAllowed()
+	return r
+}
