@@ -165,6 +165,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SessionCacheTTL: cfg.Session.CacheTTL,
 		LockoutAfter:    cfg.RateLimits.LockoutAfter,
 		LockoutMax:      cfg.RateLimits.LockoutMax,
+		MailInterval:    cfg.RateLimits.MailInterval,
+		MailPerHour:     cfg.RateLimits.MailPerHour,
 	}, accounts.Deps{
 		Store:      store,
 		Mailer:     outbox,

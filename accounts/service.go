@@ -25,6 +25,10 @@ type Config struct {
 	// LockoutAfter failed sign-ins start an exponential back-off, capped at LockoutMax.
 	LockoutAfter int
 	LockoutMax   time.Duration
+	// MailInterval and MailPerHour bound the mails one address receives per
+	// kind group (AB-2): at most one per MailInterval, MailPerHour an hour.
+	MailInterval time.Duration
+	MailPerHour  int
 }
 
 // Deps are the collaborators of a Service.
@@ -128,52 +132,43 @@ func mailGroup(k MailKind) string {
 	}
 }
 
-// Per-address mail quota (AB-2): at most one mail a minute and five an hour
-// per group. Each limit is two fixed windows offset by half a window, so any
-// interval of the limit's length lies inside one window: exact, and shared by
-// every instance because a slot is an insert with a unique key.
-const (
-	mailPerHour = 5
-)
-
-// takeMailQuota reports whether a mail of kind may go to email now.
+// takeMailQuota reports whether a mail of kind may go to email now, under
+// the per-address quota (AB-2). Each limit is two fixed windows of twice its
+// length, offset by one length, so any interval of the limit's length lies
+// inside one window: the quota is exact, and shared by every instance
+// because a slot is an insert with a unique key.
 func (s *Service) takeMailQuota(ctx context.Context, email string, k MailKind) (bool, error) {
 	g := mailGroup(k)
 	if g == "" {
 		return true, nil
 	}
 	now := s.now()
-	take := func(key string, until time.Time) (bool, error) {
-		ok, err := s.store.TakeSlot(ctx, key, until)
-		if err != nil {
-			return false, fmt.Errorf("take mail slot: %w", err)
-		}
-		return ok, nil
+	limits := []struct {
+		name  string
+		every time.Duration
+		n     int
+	}{
+		{"interval", s.cfg.MailInterval, 1},
+		{"hour", time.Hour, s.cfg.MailPerHour},
 	}
-	// One a minute: windows of 2 minutes starting every minute.
-	for _, off := range []time.Duration{0, time.Minute} {
-		w := now.Add(off).Truncate(2 * time.Minute)
-		ok, err := take(fmt.Sprintf("mail|%s|%s|m|%d|%d", g, email, off/time.Minute, w.Unix()), w.Add(2*time.Minute))
-		if err != nil || !ok {
-			return false, err
-		}
-	}
-	// Five an hour: windows of 2 hours starting every hour, five slots each.
-	for _, off := range []time.Duration{0, time.Hour} {
-		w := now.Add(off).Truncate(2 * time.Hour)
-		got := false
-		for i := range mailPerHour {
-			ok, err := take(fmt.Sprintf("mail|%s|%s|h|%d|%d|%d", g, email, off/time.Hour, w.Unix(), i), w.Add(2*time.Hour))
-			if err != nil {
-				return false, err
+	for _, l := range limits {
+		for off := range 2 {
+			w := now.Add(time.Duration(off) * l.every).Truncate(2 * l.every)
+			got := false
+			for i := range l.n {
+				key := fmt.Sprintf("mail|%s|%s|%s|%d|%d|%d", g, email, l.name, off, w.UnixMilli(), i)
+				ok, err := s.store.TakeSlot(ctx, key, w.Add(2*l.every))
+				if err != nil {
+					return false, fmt.Errorf("take mail slot: %w", err)
+				}
+				if ok {
+					got = true
+					break
+				}
 			}
-			if ok {
-				got = true
-				break
+			if !got {
+				return false, nil
 			}
-		}
-		if !got {
-			return false, nil
 		}
 	}
 	return true, nil

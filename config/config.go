@@ -134,6 +134,8 @@ type RateLimits struct {
 	PerAddress   int           `yaml:"per_address"`
 	LockoutAfter int           `yaml:"lockout_after"`
 	LockoutMax   time.Duration `yaml:"lockout_max"`
+	MailInterval time.Duration `yaml:"mail_interval"`
+	MailPerHour  int           `yaml:"mail_per_hour"`
 }
 
 // CORS configures which browser origins may call /api/v1 with credentials.
@@ -491,6 +493,12 @@ func (c *Config) validate() error {
 		bad("rate_limits.lockout_after", "must be at least 1, got %d", c.RateLimits.LockoutAfter)
 	}
 	positive("rate_limits.lockout_max", c.RateLimits.LockoutMax)
+	if c.RateLimits.MailInterval < time.Second || c.RateLimits.MailInterval > time.Hour {
+		bad("rate_limits.mail_interval", "must be between 1s and 1h, got %s", c.RateLimits.MailInterval)
+	}
+	if c.RateLimits.MailPerHour < 1 || c.RateLimits.MailPerHour > 100 {
+		bad("rate_limits.mail_per_hour", "must be between 1 and 100, got %d", c.RateLimits.MailPerHour)
+	}
 
 	for _, o := range c.CORS.AllowedOrigins {
 		if _, err := ParseOrigin(o); err != nil {
