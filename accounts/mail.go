@@ -1,6 +1,9 @@
 package accounts
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // MailKind names a message the domain sends; each kind has its own template.
 type MailKind string
@@ -26,6 +29,8 @@ type Mail struct {
 	Kind MailKind
 	// Link is the call to action of the mail, always built from the public URL.
 	Link string
+	// ValidFor is how long Link works, for links that expire (0 otherwise).
+	ValidFor time.Duration
 }
 
 // Mailer accepts mail for delivery. Send returns once the mail is durably queued

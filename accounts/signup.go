@@ -68,7 +68,7 @@ func (s *Service) Signup(ctx context.Context, email, password string, c Client) 
 		return err
 	}
 	s.log.Info("signup", "event", "signup")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw)}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil
@@ -101,7 +101,7 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 		return err
 	}
 	s.log.Info("verification resent", "event", "verify_resent")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw)}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil

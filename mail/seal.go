@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // KeySize is the length of the outbox key: AES-256.
@@ -13,8 +14,9 @@ const KeySize = 32
 
 // sealedData is the part of a mail that is encrypted in the outbox.
 type sealedData struct {
-	Link  string `json:"link"`
-	Email string `json:"email"`
+	Link     string        `json:"link"`
+	Email    string        `json:"email"`
+	ValidFor time.Duration `json:"valid_for,omitempty"`
 }
 
 // sealer encrypts template data with AES-256-GCM so that the database never

@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
+	"time"
 
 	"github.com/gatehouse/gatehouse/accounts"
 )
@@ -39,6 +41,9 @@ type TemplateData struct {
 	ProductName string
 	// PublicURL is the gateway's public base URL.
 	PublicURL string
+	// ValidFor says how long Link works, e.g. "24 hours"; empty if it does
+	// not expire.
+	ValidFor string
 }
 
 // Rendered is a mail ready for a Transport.
@@ -206,4 +211,29 @@ func (t *Templates) Render(kind accounts.MailKind, data TemplateData) (Rendered,
 		HTML:    html.String(),
 		Link:    data.Link,
 	}, nil
+}
+
+// humanDuration writes a link's lifetime for people: "24 hours", "1 hour",
+// "30 minutes". Lifetimes are configured in whole units in practice; a
+// remainder is rounded down to the largest unit.
+func humanDuration(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return strconv.FormatInt(n, 10) + " " + name + "s"
+	}
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return unit(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return unit(int64(d/time.Minute), "minute")
+	default:
+		return unit(max(int64(d/time.Second), 1), "second")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/accounts"
 )
@@ -31,6 +32,7 @@ func TestTemplatesRender(t *testing.T) {
 		Email:       "ann+<b>@example.com",
 		ProductName: "Gatehouse",
 		PublicURL:   "https://gate.example",
+		ValidFor:    "24 hours",
 	}
 	tests := []struct {
 		kind        accounts.MailKind
@@ -39,7 +41,7 @@ func TestTemplatesRender(t *testing.T) {
 	}{
 		{accounts.MailVerify, "Confirm your email address", []string{"24 hours", "didn't sign up"}},
 		{accounts.MailAccountExists, "Someone tried to sign up with your address", []string{"already have an account", "Forgot password", "If it wasn't you"}},
-		{accounts.MailReset, "Reset your password", []string{"1 hour", "If it wasn't you"}},
+		{accounts.MailReset, "Reset your password", []string{"valid for 24 hours", "If it wasn't you"}},
 		{accounts.MailPasswordChanged, "Your password was changed", []string{"was just changed", "If it wasn't you, reset your password"}},
 	}
 	for _, tt := range tests {
@@ -103,7 +105,7 @@ func TestTemplatesOverride(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewTemplates: %v", err)
 	}
-	data := TemplateData{Link: testLink}
+	data := TemplateData{Link: testLink, ValidFor: "24 hours"}
 
 	verify, err := tpl.Render(accounts.MailVerify, data)
 	if err != nil {
@@ -152,4 +154,25 @@ func TestTemplatesBrokenOverride(t *testing.T) {
 			t.Error("got nil error; want one")
 		}
 	})
+}
+
+func TestHumanDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, ""},
+		{24 * time.Hour, "24 hours"},
+		{time.Hour, "1 hour"},
+		{72 * time.Hour, "3 days"},
+		{90 * time.Minute, "1 hour"},
+		{30 * time.Minute, "30 minutes"},
+		{2 * time.Second, "2 seconds"},
+		{time.Millisecond, "1 second"},
+	}
+	for _, tt := range tests {
+		if got := humanDuration(tt.d); got != tt.want {
+			t.Errorf("humanDuration(%v) = %q; want %q", tt.d, got, tt.want)
+		}
+	}
 }

@@ -20,7 +20,26 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxClientIP
 	ctxAuth
+	ctxRoute
 )
+
+// routeName carries the matched route's template from the router back out
+// to observe, for metric labels that do not explode with ids in paths.
+type routeName struct{ name string }
+
+// nameRoute is a mux middleware that records the matched route's template.
+func nameRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rn, ok := r.Context().Value(ctxRoute).(*routeName); ok {
+			if cr := mux.CurrentRoute(r); cr != nil {
+				if tpl, err := cr.GetPathTemplate(); err == nil {
+					rn.name = tpl
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 func requestID(r *http.Request) string {
 	id, _ := r.Context().Value(ctxRequestID).(string)
@@ -85,8 +104,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
+		route := &routeName{name: "other"}
 		ctx := context.WithValue(r.Context(), ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxClientIP, s.clientIP(r))
+		ctx = context.WithValue(ctx, ctxRoute, route)
 		r = r.WithContext(ctx)
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
@@ -100,19 +121,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 					s.respond.error(sw, r, errPanic)
 				}
 			}
-			route := "other"
-			if cr := mux.CurrentRoute(r); cr != nil {
-				if tpl, err := cr.GetPathTemplate(); err == nil {
-					route = tpl
-				}
-			}
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
 			}
 			elapsed := time.Since(start)
-			s.metrics.requests.WithLabelValues(route, statusCode(status)).Inc()
-			s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+			s.metrics.requests.WithLabelValues(route.name, statusCode(status)).Inc()
+			s.metrics.duration.WithLabelValues(route.name).Observe(elapsed.Seconds())
 			if s.cfg.AccessLog {
 				s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 					slog.String("request_id", id), slog.String("method", r.Method),
@@ -205,7 +220,11 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		if s.cfg.HTTPS || s.isHTTPS(r) {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
-		if !strings.HasPrefix(r.URL.Path, "/static/") {
+		if strings.HasPrefix(r.URL.Path, "/static/") {
+			// Page links to assets carry a content hash (?v=…), so they
+			// never change under a URL.
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
 			h.Set("Cache-Control", "no-store")
 		}
 		next.ServeHTTP(w, r)

@@ -11,6 +11,7 @@ import (
 // routes is the whole HTTP surface of Gatehouse, in one place.
 func (s *Server) routes() http.Handler {
 	r := s.router()
+	r.Use(nameRoute)
 	get, post, del := http.MethodGet, http.MethodPost, http.MethodDelete
 
 	// Browser pages: HTML forms, no JavaScript needed.
