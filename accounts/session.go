@@ -20,7 +20,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Auth, error) 
 	}
 	hash := hashSecret(secret)
 	now := s.now()
-	if a, ok := s.cache.get(id, now); ok {
+	// A cache hit is trusted only while the recorded activity is fresh
+	// enough; past that the store path runs, which records the activity, so
+	// a busy session never looks idle to the store (or to other instances).
+	if a, ok := s.cache.get(id, now); ok && now.Sub(a.Session.LastSeenAt) < s.touchInterval() {
 		if !equalHash(a.Session.SecretHash, hash) || !s.alive(a.Session, now) {
 			return Auth{}, ErrUnauthenticated
 		}

@@ -132,7 +132,10 @@ func (s *Service) pendingSignup(ctx context.Context, email string) (Token, error
 // link completes an interrupted verification, and so that exactly one of
 // many concurrent redemptions wins: the address claim and the user record
 // use the id fixed at signup (idempotent), and the token delete decides.
-func (s *Service) Verify(ctx context.Context, raw, password string, c Client) (User, NewSession, error) {
+//
+// previous is the session token the client already holds, if any: it is
+// ended, as at every sign-in.
+func (s *Service) Verify(ctx context.Context, raw, password, previous string, c Client) (User, NewSession, error) {
 	if err := s.limit(ActVerify, c, ""); err != nil {
 		return User{}, NewSession{}, err
 	}
@@ -179,7 +182,7 @@ func (s *Service) Verify(ctx context.Context, raw, password string, c Client) (U
 	if u, err = s.store.User(ctx, t.UserID); err != nil {
 		return User{}, NewSession{}, fmt.Errorf("load user: %w", err)
 	}
-	ns, err := s.startSession(ctx, u.ID, "", c)
+	ns, err := s.startSession(ctx, u.ID, previous, c)
 	if err != nil {
 		return User{}, NewSession{}, err
 	}

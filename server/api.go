@@ -105,7 +105,7 @@ func (s *Server) handleAPIVerify() http.Handler {
 		if !s.decode(w, r, &req) {
 			return
 		}
-		u, ns, err := s.svc.Verify(r.Context(), req.Token, req.Password, s.client(r))
+		u, ns, err := s.svc.Verify(r.Context(), req.Token, req.Password, s.sessions.previous(r), s.client(r))
 		if err != nil {
 			s.respond.jsonError(w, r, err)
 			return

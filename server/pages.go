@@ -132,7 +132,7 @@ func (s *Server) handleVerifyForm() http.Handler {
 			return
 		}
 		token, target := r.PostForm.Get("token"), r.PostForm.Get("return_to")
-		_, ns, err := s.svc.Verify(r.Context(), token, r.PostForm.Get("password"), s.client(r))
+		_, ns, err := s.svc.Verify(r.Context(), token, r.PostForm.Get("password"), s.sessions.previous(r), s.client(r))
 		page := web.VerifyPage{Token: token, Valid: true, ReturnTo: target}
 		switch {
 		case err == nil:

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -114,7 +115,7 @@ func (st *sessionStore) start(w http.ResponseWriter, r *http.Request, ns account
 		return err
 	}
 	s.ID = ns.Token
-	s.Options.MaxAge = int(time.Until(ns.Session.ExpiresAt).Seconds())
+	s.Options.MaxAge = int(math.Ceil(time.Until(ns.Session.ExpiresAt).Seconds()))
 	return s.Save(r, w)
 }
 

@@ -1,0 +1,58 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Connect opens a mongo-driver client to the test database server, for
+// tests that look at what the gateway stored. It is closed when the test ends.
+func (db *DB) Connect(tb testing.TB) *mongo.Client {
+	tb.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(db.URI).SetTimeout(10 * time.Second))
+	if err != nil {
+		tb.Fatalf("connect to test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Disconnect(ctx)
+	})
+	return client
+}
+
+// Documents returns every document of every collection of database, as raw
+// BSON, keyed by collection name. Tests search the raw bytes for secrets
+// that must never be stored (TK-1).
+func (db *DB) Documents(tb testing.TB, database string) map[string][]bson.Raw {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := db.Connect(tb).Database(database)
+	names, err := d.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		tb.Fatalf("list collections of %s: %v", database, err)
+	}
+	out := make(map[string][]bson.Raw, len(names))
+	for _, name := range names {
+		cur, err := d.Collection(name).Find(ctx, bson.D{})
+		if err != nil {
+			tb.Fatalf("find in %s.%s: %v", database, name, err)
+		}
+		var docs []bson.Raw
+		for cur.Next(ctx) {
+			docs = append(docs, append(bson.Raw(nil), cur.Current...))
+		}
+		if err := cur.Err(); err != nil {
+			tb.Fatalf("read %s.%s: %v", database, name, err)
+		}
+		_ = cur.Close(ctx)
+		out[name] = docs
+	}
+	return out
+}
