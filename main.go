@@ -62,7 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fl := flag.NewFlagSet("gatehouse", flag.ContinueOnError)
 	fl.SetOutput(stdout)
 	configPath := fl.String("config", "", "configuration file (default: ./config.yaml if present, else the built-in defaults)")
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if *configPath == "" {
@@ -103,7 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := ensureSchema(ctx, store, logger); err != nil {
+	if err := ensureSchema(ctx, store, logger); errors.Is(err, errStopped) {
+		return nil // stopped while waiting for the database: a clean exit
+	} else if err != nil {
 		return err
 	}
 	if embedded != nil {
@@ -197,6 +201,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SessionKey:          deriveKey(secret, "gatehouse session cookie v1"),
 		HTTPS:               cfg.SecureCookies(),
 		AccessLog:           strings.EqualFold(cfg.Log.Level, "debug"),
+		VerifyTTL:           cfg.Tokens.VerifyTTL,
+		ResetTTL:            cfg.Tokens.ResetTTL,
 	}
 	deps := server.Deps{Logger: logger, Accounts: svc, Pages: pages, Ready: store.Ping, Registry: registry}
 	if mailbox != nil {
@@ -268,6 +274,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// errStopped says startup was interrupted by a shutdown signal.
+var errStopped = errors.New("stopped during startup")
+
 // ensureSchema creates collections and indexes, waiting for a database that
 // is still starting (docker compose starts everything at once).
 func ensureSchema(ctx context.Context, store *mongostore.Store, logger *slog.Logger) error {
@@ -283,7 +292,7 @@ func ensureSchema(ctx context.Context, store *mongostore.Store, logger *slog.Log
 		logger.Warn("database not reachable yet; retrying", "error", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return errStopped
 		case <-time.After(wait):
 		}
 	}

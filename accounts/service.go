@@ -191,12 +191,21 @@ func (s *Service) send(ctx context.Context, m Mail) error {
 	return nil
 }
 
-// link builds a mailed link from the public URL.
-func (s *Service) link(path string, token string) string {
-	if token == "" {
+// link builds a mailed link from the public URL, never from a request's
+// Host. returnTo, already checked by the caller, rides along so that a user
+// who signed up on the way to an app gets back to it.
+func (s *Service) link(path, token, returnTo string) string {
+	q := url.Values{}
+	if token != "" {
+		q.Set("token", token)
+	}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
+	if len(q) == 0 {
 		return s.cfg.PublicURL + path
 	}
-	return s.cfg.PublicURL + path + "?token=" + url.QueryEscape(token)
+	return s.cfg.PublicURL + path + "?" + q.Encode()
 }
 
 // issueToken stores a new token for (purpose, subject), makes it the newest,

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Signup starts an email account. Its answer is the same whether or not the
+// Signup starts an email account. returnTo (checked by the caller, may be
+// empty) is carried in the mailed link. Its answer is the same whether or not the
 // address is taken (EN-2): a new address gets a verification link, the owner
 // of an existing account gets a notice instead. The password is hashed in
 // both cases, so the two take the same time.
@@ -16,7 +17,7 @@ import (
 // A later signup for the same address replaces it, and only the holder of the
 // mailed link who also knows the password chosen with it can turn it into an
 // account, which closes the pre-account-hijacking attacks (LK-1).
-func (s *Service) Signup(ctx context.Context, email, password string, c Client) error {
+func (s *Service) Signup(ctx context.Context, email, password, returnTo string, c Client) error {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return err
@@ -35,7 +36,7 @@ func (s *Service) Signup(ctx context.Context, email, password string, c Client) 
 	switch {
 	case err == nil:
 		s.log.Info("signup for existing account", "event", "signup_existing")
-		return s.send(ctx, Mail{To: email, Kind: MailAccountExists, Link: s.link("/login", "")})
+		return s.send(ctx, Mail{To: email, Kind: MailAccountExists, Link: s.link("/login", "", returnTo)})
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("find user: %w", err)
 	}
@@ -68,7 +69,7 @@ func (s *Service) Signup(ctx context.Context, email, password string, c Client) 
 		return err
 	}
 	s.log.Info("signup", "event", "signup")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw), ValidFor: s.cfg.VerifyTTL}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil
@@ -101,7 +102,7 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 		return err
 	}
 	s.log.Info("verification resent", "event", "verify_resent")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw), ValidFor: s.cfg.VerifyTTL}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw, ""), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil

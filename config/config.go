@@ -38,6 +38,13 @@ func (s Secret) LogValue() slog.Value {
 // String implements fmt.Stringer so %v and %s never print the value.
 func (s Secret) String() string { return s.LogValue().String() }
 
+// GoString implements fmt.GoStringer so %#v never prints the value either.
+func (s Secret) GoString() string { return "config.Secret(" + strconv.Quote(s.String()) + ")" }
+
+// MarshalText keeps the value out of any encoding of the configuration
+// (JSON logs of a whole struct, for one).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Reveal returns the secret's value, for the one place that needs it.
 func (s Secret) Reveal() string { return string(s) }
 
@@ -230,6 +237,15 @@ func decodeStrict(b []byte, name string, c *Config) error {
 // checkKeys walks a mapping node beside the struct type so that an unknown
 // key is reported with its full dotted path and line.
 func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
+	if n.Kind == yaml.SequenceNode {
+		// yaml drops null items from a list silently; [null] must not
+		// quietly become an empty allow-list.
+		for _, item := range n.Content {
+			if item.Tag == "!!null" {
+				return fmt.Errorf("line %d: %s: null is not a valid item", item.Line, strings.TrimSuffix(prefix, "."))
+			}
+		}
+	}
 	if t.Kind() != reflect.Struct {
 		return nil
 	}

@@ -213,10 +213,10 @@ func (t *Templates) Render(kind accounts.MailKind, data TemplateData) (Rendered,
 	}, nil
 }
 
-// humanDuration writes a link's lifetime for people: "24 hours", "1 hour",
+// HumanDuration writes a link's lifetime for people: "24 hours", "1 hour",
 // "30 minutes". Lifetimes are configured in whole units in practice; a
 // remainder is rounded down to the largest unit.
-func humanDuration(d time.Duration) string {
+func HumanDuration(d time.Duration) string {
 	if d <= 0 {
 		return ""
 	}

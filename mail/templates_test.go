@@ -171,8 +171,8 @@ func TestHumanDuration(t *testing.T) {
 		{time.Millisecond, "1 second"},
 	}
 	for _, tt := range tests {
-		if got := humanDuration(tt.d); got != tt.want {
-			t.Errorf("humanDuration(%v) = %q; want %q", tt.d, got, tt.want)
+		if got := HumanDuration(tt.d); got != tt.want {
+			t.Errorf("HumanDuration(%v) = %q; want %q", tt.d, got, tt.want)
 		}
 	}
 }

@@ -360,7 +360,7 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 	}
 	r, err := w.templates.Render(m.Kind, TemplateData{
 		Link: data.Link, Email: data.Email, ProductName: w.productName, PublicURL: w.publicURL,
-		ValidFor: humanDuration(data.ValidFor),
+		ValidFor: HumanDuration(data.ValidFor),
 	})
 	if err != nil {
 		w.drop(ctx, m, a, scrub(err, data.Link))

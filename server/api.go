@@ -82,7 +82,7 @@ func (s *Server) handleAPISignup() http.Handler {
 		if !s.decode(w, r, &req) {
 			return
 		}
-		if err := s.svc.Signup(r.Context(), req.Email, req.Password, s.client(r)); err != nil {
+		if err := s.svc.Signup(r.Context(), req.Email, req.Password, "", s.client(r)); err != nil {
 			s.respond.jsonError(w, r, err)
 			return
 		}

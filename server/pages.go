@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/mail"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -76,13 +77,16 @@ func (s *Server) handleSignupForm() http.Handler {
 			s.respond.htmlError(w, r, err)
 			return
 		}
-		email := r.PostForm.Get("email")
-		p := web.SignupPage{Email: email, ReturnTo: r.PostForm.Get("return_to")}
-		err := s.svc.Signup(r.Context(), email, r.PostForm.Get("password"), s.client(r))
+		email, target := r.PostForm.Get("email"), r.PostForm.Get("return_to")
+		p := web.SignupPage{Email: email, ReturnTo: target}
+		if target != "" {
+			target = returnTo(target, s.cfg.RedirectHosts)
+		}
+		err := s.svc.Signup(r.Context(), email, r.PostForm.Get("password"), target, s.client(r))
 		var pe *accounts.PasswordError
 		switch {
 		case err == nil:
-			s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "signup"})
+			s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "signup", ValidFor: mail.HumanDuration(s.cfg.VerifyTTL)})
 			return
 		case errors.Is(err, accounts.ErrInvalidEmail):
 			p.FieldErrors.Email = errorFor(err).Message
@@ -167,7 +171,7 @@ func (s *Server) handleResendForm() http.Handler {
 			})
 			return
 		}
-		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "resend"})
+		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "resend", ValidFor: mail.HumanDuration(s.cfg.VerifyTTL)})
 	})
 }
 
@@ -241,7 +245,7 @@ func (s *Server) handleForgotForm() http.Handler {
 			})
 			return
 		}
-		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "reset"})
+		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "reset", ValidFor: mail.HumanDuration(s.cfg.ResetTTL)})
 	})
 }
 

@@ -12,23 +12,23 @@ import (
 func (s *Server) routes() http.Handler {
 	r := s.router()
 	r.Use(nameRoute)
-	get, post, del := http.MethodGet, http.MethodPost, http.MethodDelete
+	get, post, del := []string{http.MethodGet, http.MethodHead}, http.MethodPost, http.MethodDelete
 
 	// Browser pages: HTML forms, no JavaScript needed.
-	r.Handle("/", s.handleHome()).Methods(get)
-	r.Handle("/signup", s.handleSignupPage()).Methods(get)
+	r.Handle("/", s.handleHome()).Methods(get...)
+	r.Handle("/signup", s.handleSignupPage()).Methods(get...)
 	r.Handle("/signup", s.handleSignupForm()).Methods(post)
-	r.Handle("/verify", s.handleVerifyPage()).Methods(get)
+	r.Handle("/verify", s.handleVerifyPage()).Methods(get...)
 	r.Handle("/verify", s.handleVerifyForm()).Methods(post)
 	r.Handle("/verify/resend", s.handleResendForm()).Methods(post)
-	r.Handle("/login", s.handleLoginPage()).Methods(get)
+	r.Handle("/login", s.handleLoginPage()).Methods(get...)
 	r.Handle("/login", s.handleLoginForm()).Methods(post)
 	r.Handle("/logout", s.handleLogoutForm()).Methods(post)
-	r.Handle("/password/forgot", s.handleForgotPage()).Methods(get)
+	r.Handle("/password/forgot", s.handleForgotPage()).Methods(get...)
 	r.Handle("/password/forgot", s.handleForgotForm()).Methods(post)
-	r.Handle("/password/reset", s.handleResetPage()).Methods(get)
+	r.Handle("/password/reset", s.handleResetPage()).Methods(get...)
 	r.Handle("/password/reset", s.handleResetForm()).Methods(post)
-	r.Handle("/account", s.handleAccountPage()).Methods(get)
+	r.Handle("/account", s.handleAccountPage()).Methods(get...)
 	r.Handle("/account/password", s.handlePasswordForm()).Methods(post)
 	r.Handle("/account/sessions/revoke-others", s.handleRevokeOthersForm()).Methods(post)
 	r.Handle("/account/sessions/{id}/revoke", s.handleRevokeForm()).Methods(post)
@@ -39,11 +39,11 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/v1/verify/resend", s.handleAPIResend()).Methods(post)
 	r.Handle("/api/v1/login", s.handleAPILogin()).Methods(post)
 	r.Handle("/api/v1/logout", s.handleAPILogout()).Methods(post)
-	r.Handle("/api/v1/session", s.handleAPISession()).Methods(get)
+	r.Handle("/api/v1/session", s.handleAPISession()).Methods(get...)
 	r.Handle("/api/v1/password/forgot", s.handleAPIForgot()).Methods(post)
 	r.Handle("/api/v1/password/reset", s.handleAPIReset()).Methods(post)
 	r.Handle("/api/v1/password/change", s.handleAPIChangePassword()).Methods(post)
-	r.Handle("/api/v1/sessions", s.handleAPISessions()).Methods(get)
+	r.Handle("/api/v1/sessions", s.handleAPISessions()).Methods(get...)
 	r.Handle("/api/v1/sessions", s.handleAPIRevokeOthers()).Methods(del)
 	r.Handle("/api/v1/sessions/{id}", s.handleAPIRevoke()).Methods(del)
 
@@ -51,12 +51,12 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/auth/check", s.handleAuthCheck())
 
 	// Operations.
-	r.Handle("/healthz", s.handleHealthz()).Methods(get)
-	r.Handle("/readyz", s.handleReadyz()).Methods(get)
-	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(get)
-	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", web.Static())).Methods(get)
+	r.Handle("/healthz", s.handleHealthz()).Methods(get...)
+	r.Handle("/readyz", s.handleReadyz()).Methods(get...)
+	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(get...)
+	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", web.Static())).Methods(get...)
 	if s.mailbox != nil {
-		r.Handle("/dev/mailbox", s.handleDevMailbox()).Methods(get)
+		r.Handle("/dev/mailbox", s.handleDevMailbox()).Methods(get...)
 	}
 
 	return chain(r, s.observe, s.secure, s.limits, s.cors, s.crossOrigin, s.authenticate)

@@ -45,6 +45,10 @@ type Config struct {
 	HTTPS bool
 	// AccessLog logs one line per request.
 	AccessLog bool
+	// VerifyTTL and ResetTTL are the lifetimes of mailed links, for the
+	// pages that mention them.
+	VerifyTTL time.Duration
+	ResetTTL  time.Duration
 }
 
 // Mailbox lists the mails of the development mailbox.

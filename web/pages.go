@@ -57,6 +57,8 @@ type CheckInboxPage struct {
 	Email string
 	// Kind is "signup", "resend" or "reset"; it picks the wording.
 	Kind string
+	// ValidFor says how long the mailed link works, e.g. "24 hours".
+	ValidFor string
 }
 
 // VerifyPage asks for the signup password to confirm an address (GET /verify).

@@ -66,7 +66,7 @@ func samplePages() map[string]Page {
 			FieldErrors: FieldErrors{Email: "Enter an email address like name@example.com.", Password: "Use at least 12 characters."},
 		},
 		"check-inbox-signup": CheckInboxPage{Email: "ada@example.com", Kind: "signup"},
-		"check-inbox-reset":  CheckInboxPage{Email: "ada@example.com", Kind: "reset"},
+		"check-inbox-reset":  CheckInboxPage{Email: "ada@example.com", Kind: "reset", ValidFor: "1 hour"},
 		"verify":             VerifyPage{Token: "tok123", Valid: true, ReturnTo: "/app"},
 		"verify-error":       VerifyPage{Token: "tok123", Valid: true, Error: "That password doesn't match the one you signed up with."},
 		"verify-invalid":     VerifyPage{Token: "tok123"},
@@ -217,7 +217,7 @@ func TestRenderContains(t *testing.T) {
 		{
 			name:    "check inbox after reset",
 			page:    pages["check-inbox-reset"],
-			want:    []string{`If an account exists for <strong class="break">ada@example.com</strong>, we sent a link to reset your password. The link is valid for 1&nbsp;hour.`},
+			want:    []string{`If an account exists for <strong class="break">ada@example.com</strong>, we sent a link to reset your password. The link is valid for 1 hour.`},
 			notWant: []string{`/verify/resend`},
 		},
 		{

@@ -56,3 +56,18 @@ func (db *DB) Documents(tb testing.TB, database string) map[string][]bson.Raw {
 	}
 	return out
 }
+
+// dropDatabase removes a test database from a real MongoDB when the test
+// ends, so runs against GATEHOUSE_TEST_MONGODB_URI leave nothing behind.
+func dropDatabase(tb testing.TB, uri, database string) {
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		client, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(10 * time.Second))
+		if err != nil {
+			return
+		}
+		defer client.Disconnect(ctx)
+		_ = client.Database(database).Drop(ctx)
+	})
+}

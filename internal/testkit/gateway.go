@@ -82,6 +82,7 @@ func Start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) *Gateway 
 	g.Database = opts.Database
 	if uri != "" && g.Database == "" {
 		g.Database = NewDatabaseName()
+		dropDatabase(tb, uri, g.Database) // runs after the gateway stopped
 	}
 	g.opts.MongoURI, g.opts.Database = uri, g.Database
 	cfgFile := filepath.Join(tb.TempDir(), "config.yaml")
