@@ -23,7 +23,10 @@ func NormalizeEmail(s string) (string, error) {
 	if len(s) > 4*maxEmailBytes || !utf8.ValidString(s) {
 		return "", ErrInvalidEmail
 	}
-	s = strings.ToLower(norm.NFC.String(strings.TrimSpace(s)))
+	// NFC again after lower-casing: case mapping can undo a composition
+	// (J+caron lowers to j+caron, which composes to ǰ), and the result must
+	// be the same whichever spelling came in.
+	s = norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(s))))
 	if len(s) > maxEmailBytes {
 		return "", ErrInvalidEmail
 	}

@@ -13,11 +13,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	_ "modernc.org/sqlite" // the SQLite driver FerretDB itself uses
 )
+
+var newMu sync.Mutex
 
 // Server is a running embedded database.
 type Server struct {
@@ -39,12 +42,16 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server,
 		return nil, fmt.Errorf("create embedded database dir: %w", err)
 	}
 	quiet := slog.New(levelFilter{Handler: logger.Handler(), min: slog.LevelError}).With("component", "ferretdb")
+	// ferretdb.New writes a package-level variable (its version info), so
+	// two servers starting at once in one process would race.
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: (&url.URL{Scheme: "file", Opaque: dbDir + "/"}).String(),
 		Logger:    quiet,
 	})
+	newMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}

@@ -75,7 +75,8 @@ func errorFor(err error) *apiError {
 type responder struct {
 	log   *slog.Logger
 	pages *web.Templates
-	dev   bool
+	// mailbox: the development mailbox page exists, so pages link to it.
+	mailbox bool
 }
 
 // logIf logs 5xx answers with the underlying error; the client sees only the
@@ -155,7 +156,7 @@ func wantsJSON(r *http.Request) bool {
 
 // base fills the part every page shares.
 func (rs *responder) base(r *http.Request, title string) web.Base {
-	b := web.Base{Title: title, DevMode: rs.dev, RequestID: requestID(r)}
+	b := web.Base{Title: title, DevMode: rs.mailbox, RequestID: requestID(r)}
 	if a, ok := authFrom(r.Context()); ok {
 		b.SignedIn = true
 		b.UserEmail = a.User.Email

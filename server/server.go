@@ -96,7 +96,7 @@ func New(cfg Config, d Deps) *Server {
 		ready:    d.Ready,
 		registry: d.Registry,
 		metrics:  newMetrics(d.Registry),
-		respond:  &responder{log: d.Logger, pages: d.Pages, dev: cfg.DevMode},
+		respond:  &responder{log: d.Logger, pages: d.Pages, mailbox: d.Mailbox != nil},
 	}
 	s.sessions = newSessionStore(cfg.CookieName, cfg.SessionKey, sessions.Options{
 		Path:     "/",

@@ -12,7 +12,8 @@ type Base struct {
 	// SignedIn shows the user's email and a sign-out button in the header.
 	SignedIn  bool
 	UserEmail string
-	// DevMode links the development mailbox in the footer.
+	// DevMode links the development mailbox in the footer; set it only when
+	// that page exists (dev mode without SMTP).
 	DevMode bool
 	// Notice is shown as a green info banner above the page (e.g. "Password updated.").
 	Notice string
