@@ -108,6 +108,9 @@ func RequireChromium(tb testing.TB) string {
 	execPath := FindChromium()
 	if execPath == "" {
 		msg := fmt.Sprintf("no Chromium found (set %s or install /usr/bin/chromium)", ChromiumEnv)
+		if p := os.Getenv(ChromiumEnv); p != "" {
+			msg = fmt.Sprintf("%s=%s is not an executable", ChromiumEnv, p)
+		}
 		if os.Getenv(RequireBrowserEnv) == "1" {
 			tb.Fatalf("%s, and %s=1", msg, RequireBrowserEnv)
 		}
