@@ -140,6 +140,9 @@ func (s *Service) Verify(ctx context.Context, raw, password, previous string, c 
 	if err := s.limit(ActVerify, c, ""); err != nil {
 		return User{}, NewSession{}, err
 	}
+	if len(password) > MaxPasswordBytes {
+		return User{}, NewSession{}, ErrInvalidCredentials // no signup has such a password
+	}
 	t, err := s.liveToken(ctx, PurposeVerify, raw)
 	if err != nil {
 		return User{}, NewSession{}, err
