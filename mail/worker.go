@@ -355,7 +355,13 @@ func (w *Worker) claim(ctx context.Context, m StoredMessage, n int, now time.Tim
 func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 	data, err := w.sealer.open(m)
 	if err != nil {
-		w.drop(ctx, m, a, err.Error())
+		// Another instance may hold the key this mail was sealed with (a
+		// rolling secret change, or a misconfigured instance): leave the
+		// mail to the retries instead of losing it; it is abandoned only
+		// after the last attempt.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer rcancel()
+		w.failed(rctx, m, a, err.Error(), false)
 		return
 	}
 	r, err := w.templates.Render(m.Kind, TemplateData{
@@ -434,8 +440,7 @@ func (w *Worker) abandon(ctx context.Context, m StoredMessage, attempts int, las
 	delete(w.hints, m.ID)
 }
 
-// drop deletes a mail that can never be sent: it cannot be decrypted (the
-// outbox key changed) or rendered.
+// drop deletes a mail that can never be sent: its template cannot render it.
 func (w *Worker) drop(ctx context.Context, m StoredMessage, a Attempt, errText string) {
 	w.metrics.abandoned.Inc()
 	w.logger.ErrorContext(ctx, "mail dropped", "event", "mail_dropped",

@@ -358,28 +358,42 @@ func TestWorkerDecisions(t *testing.T) {
 	}
 }
 
-func TestWorkerDropsUnsealable(t *testing.T) {
+// TestWorkerLeavesUnsealable: a mail sealed under another key is not sent
+// and not deleted at once, so that an instance holding that key can still
+// deliver it; another worker with the right key does.
+func TestWorkerLeavesUnsealable(t *testing.T) {
 	store := newMemStore()
 	tr := &recordingTransport{}
 	clock := newFakeClock()
 	logger, logs := newTestLogger(t)
 	w, _ := newTestWorker(t, store, tr, clock.Now, logger, nil)
-	// Queued under a key that was rotated away since.
-	queue(t, mustOutbox(t, store, testKey(2), clock.Now),
-		accounts.Mail{To: "ann@example.com", Kind: accounts.MailVerify, Link: testLink})
+	// Queued by an instance with another key.
+	other := mustOutbox(t, store, testKey(2), clock.Now)
+	queue(t, other, accounts.Mail{To: "ann@example.com", Kind: accounts.MailVerify, Link: testLink})
 
 	w.poll(t.Context())
 
 	if got := tr.callCount(); got != 0 {
 		t.Errorf("got %d transport calls; want 0", got)
 	}
-	if msgs, attempts := store.counts(); msgs != 0 || attempts != 0 {
-		t.Errorf("got %d messages, %d attempts left; want 0, 0", msgs, attempts)
+	if msgs, _ := store.counts(); msgs != 1 {
+		t.Errorf("got %d messages left; want 1 (kept for an instance with the key)", msgs)
 	}
-	if !strings.Contains(logs.String(), `"event":"mail_dropped"`) {
-		t.Errorf("got logs without event=mail_dropped:\n%s", logs)
+	if !strings.Contains(logs.String(), `"event":"mail_failed"`) {
+		t.Errorf("got logs without event=mail_failed:\n%s", logs)
 	}
 	assertNoSecret(t, "log", logs.String())
+
+	tr2 := &recordingTransport{}
+	w2, err := NewWorker(WorkerConfig{Outbox: other, Transport: tr2, Templates: mustTemplates(t), Logger: logger, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	w2.poll(t.Context())
+	if got := tr2.callCount(); got != 1 {
+		t.Errorf("got %d deliveries by the worker with the key; want 1", got)
+	}
 }
 
 func TestWorkerStoreOutage(t *testing.T) {

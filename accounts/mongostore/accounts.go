@@ -2,8 +2,11 @@ package mongostore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -254,13 +257,36 @@ func (s *Store) TakeSlot(ctx context.Context, key string, expiresAt time.Time) (
 	return err == nil, err
 }
 
+// Login failures must be counted exactly even when guesses arrive in
+// parallel, but FerretDB applies $inc as read-modify-write and loses
+// concurrent increments. So each failure is an insert of a numbered marker
+// (exact: one insert per number wins), and a per-address document keeps a
+// hint of the count (possibly low) and the epoch that the markers belong to;
+// clearing deletes the hint, which starts a new epoch and orphans the old
+// markers to the sweep.
 type failuresDoc struct {
 	Email  string    `bson:"_id"`
+	Epoch  string    `bson:"epoch"`
 	Count  int       `bson:"count"`
 	LastAt time.Time `bson:"last_at"`
 }
 
-// LoginFailures implements accounts.LimitStore.
+type failureMark struct {
+	Key       string    `bson:"_id"`
+	At        time.Time `bson:"at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// maxFailureMarks bounds the markers one address can accumulate per epoch
+// (the lockout's back-off allows far fewer a day).
+const maxFailureMarks = 10000
+
+func failureKey(email, epoch string, n int) string {
+	return "loginfail|" + email + "|" + epoch + "|" + strconv.Itoa(n)
+}
+
+// LoginFailures implements accounts.LimitStore. It reads the hint and then
+// the markers past it, usually one read that finds nothing.
 func (s *Store) LoginFailures(ctx context.Context, email string) (accounts.Failures, error) {
 	var d failuresDoc
 	err := s.findByID(ctx, collLoginFailures, email, &d)
@@ -270,21 +296,63 @@ func (s *Store) LoginFailures(ctx context.Context, email string) (accounts.Failu
 	if err != nil {
 		return accounts.Failures{}, err
 	}
-	return accounts.Failures{Count: d.Count, LastAt: d.LastAt}, nil
+	f := accounts.Failures{Count: d.Count, LastAt: d.LastAt}
+	for f.Count < maxFailureMarks {
+		var m failureMark
+		err := s.findByID(ctx, collLimits, failureKey(email, d.Epoch, f.Count), &m)
+		if errors.Is(err, accounts.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return accounts.Failures{}, err
+		}
+		f.Count++
+		f.LastAt = m.At
+	}
+	return f, nil
 }
 
 // RecordLoginFailure implements accounts.LimitStore.
 func (s *Store) RecordLoginFailure(ctx context.Context, email string, at time.Time) error {
-	return s.upsertByID(ctx, collLoginFailures, email, bson.D{
-		{Key: "$inc", Value: bson.D{{Key: "count", Value: 1}}},
-		{Key: "$set", Value: bson.D{{Key: "last_at", Value: at}}},
-	})
+	var d failuresDoc
+	err := s.findByID(ctx, collLoginFailures, email, &d)
+	if errors.Is(err, accounts.ErrNotFound) {
+		d = failuresDoc{Email: email, Epoch: newEpoch(), LastAt: at}
+		if err = s.insert(ctx, collLoginFailures, d); errors.Is(err, accounts.ErrConflict) {
+			err = s.findByID(ctx, collLoginFailures, email, &d)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	n := d.Count
+	for ; n < maxFailureMarks; n++ {
+		err := s.insert(ctx, collLimits, failureMark{Key: failureKey(email, d.Epoch, n), At: at, ExpiresAt: at.Add(failureMemory)})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, accounts.ErrConflict) {
+			return err
+		}
+	}
+	// The hint may lose a concurrent update; the markers above it are exact.
+	_, err = s.coll(collLoginFailures).UpdateOne(ctx, byID(email), bson.D{{Key: "$set", Value: bson.D{
+		{Key: "count", Value: n + 1},
+		{Key: "last_at", Value: at},
+	}}})
+	return mapErr(err)
 }
 
 // ClearLoginFailures implements accounts.LimitStore.
 func (s *Store) ClearLoginFailures(ctx context.Context, email string) error {
 	_, err := s.deleteByID(ctx, collLoginFailures, email)
 	return err
+}
+
+func newEpoch() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // failureMemory is how long an address's failure count outlives its last failure.

@@ -412,9 +412,16 @@ func TestStoreLimits(t *testing.T) {
 		t.Errorf("failures after clear = %+v, %v; want zero", f, err)
 	}
 	noErr(t, "clear again", s.ClearLoginFailures(ctx, "ann@example.com"))
+}
 
-	// Parallel guesses must all count, or a brute force in parallel
-	// escapes the lockout (AB-1).
+// TestStoreRecordLoginFailureConcurrent: failures recorded at the same time
+// all count. Parallel guesses that lose their increments weaken the
+// per-address lockout (AB-1).
+func TestStoreRecordLoginFailureConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	const n = 20
 	race(n, func(int) {
 		if err := s.RecordLoginFailure(ctx, "bob@example.com", now()); err != nil {
 			t.Errorf("concurrent record failure: %v", err)
