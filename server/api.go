@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -115,16 +116,22 @@ func (s *Server) handleAPIVerify() http.Handler {
 }
 
 func (s *Server) handleAPIResend() http.Handler {
+	return s.handleAPIMailRequest(s.svc.ResendVerification, "verification_sent")
+}
+
+// handleAPIMailRequest serves the endpoints that take an address and may
+// send it a mail; the answer is the same whatever the address.
+func (s *Server) handleAPIMailRequest(request func(context.Context, string, accounts.Client) error, status string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req emailRequest
 		if !s.decode(w, r, &req) {
 			return
 		}
-		if err := s.svc.ResendVerification(r.Context(), req.Email, s.client(r)); err != nil {
+		if err := request(r.Context(), req.Email, s.client(r)); err != nil {
 			s.respond.jsonError(w, r, err)
 			return
 		}
-		s.respond.json(w, http.StatusAccepted, map[string]string{"status": "verification_sent"})
+		s.respond.json(w, http.StatusAccepted, map[string]string{"status": status})
 	})
 }
 
@@ -167,17 +174,7 @@ func (s *Server) handleAPISession() http.Handler {
 }
 
 func (s *Server) handleAPIForgot() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req emailRequest
-		if !s.decode(w, r, &req) {
-			return
-		}
-		if err := s.svc.ForgotPassword(r.Context(), req.Email, s.client(r)); err != nil {
-			s.respond.jsonError(w, r, err)
-			return
-		}
-		s.respond.json(w, http.StatusAccepted, map[string]string{"status": "reset_sent"})
-	})
+	return s.handleAPIMailRequest(s.svc.ForgotPassword, "reset_sent")
 }
 
 func (s *Server) handleAPIReset() http.Handler {

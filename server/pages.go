@@ -113,19 +113,29 @@ func (s *Server) formError(w http.ResponseWriter, r *http.Request, err error, pa
 	s.respond.page(w, r, ae.Status, page(ae.Message))
 }
 
+// checkLink looks at the token of a mailed link without using it (GET must
+// never consume: mail scanners prefetch links). It answers the error page
+// itself when the check could not be made (ok false).
+func (s *Server) checkLink(w http.ResponseWriter, r *http.Request, p accounts.Purpose) (token string, valid bool, status int, ok bool) {
+	token = r.URL.Query().Get("token")
+	err := s.svc.CheckToken(r.Context(), p, token)
+	switch {
+	case err == nil:
+		return token, true, http.StatusOK, true
+	case errors.Is(err, accounts.ErrTokenInvalid):
+		return token, false, http.StatusBadRequest, true
+	default:
+		s.respond.htmlError(w, r, err)
+		return "", false, 0, false
+	}
+}
+
 func (s *Server) handleVerifyPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := r.URL.Query().Get("token")
-		err := s.svc.CheckToken(r.Context(), accounts.PurposeVerify, token)
-		if err != nil && !errors.Is(err, accounts.ErrTokenInvalid) {
-			s.respond.htmlError(w, r, err)
-			return
+		token, valid, status, ok := s.checkLink(w, r, accounts.PurposeVerify)
+		if ok {
+			s.respond.page(w, r, status, web.VerifyPage{Base: s.pageBase(r, ""), Token: token, Valid: valid, ReturnTo: r.URL.Query().Get("return_to")})
 		}
-		status := http.StatusOK
-		if err != nil {
-			status = http.StatusBadRequest
-		}
-		s.respond.page(w, r, status, web.VerifyPage{Base: s.pageBase(r, ""), Token: token, Valid: err == nil, ReturnTo: r.URL.Query().Get("return_to")})
 	})
 }
 
@@ -257,17 +267,10 @@ func (s *Server) resetPage(r *http.Request, p web.ResetPage) web.ResetPage {
 
 func (s *Server) handleResetPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := r.URL.Query().Get("token")
-		err := s.svc.CheckToken(r.Context(), accounts.PurposeReset, token)
-		if err != nil && !errors.Is(err, accounts.ErrTokenInvalid) {
-			s.respond.htmlError(w, r, err)
-			return
+		token, valid, status, ok := s.checkLink(w, r, accounts.PurposeReset)
+		if ok {
+			s.respond.page(w, r, status, s.resetPage(r, web.ResetPage{Token: token, Valid: valid}))
 		}
-		status := http.StatusOK
-		if err != nil {
-			status = http.StatusBadRequest
-		}
-		s.respond.page(w, r, status, s.resetPage(r, web.ResetPage{Token: token, Valid: err == nil}))
 	})
 }
 
