@@ -37,6 +37,7 @@ import (
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/embeddeddb"
 	"github.com/gatehouse/gatehouse/mail"
+	"github.com/gatehouse/gatehouse/providers"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/web"
@@ -116,8 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Mail: every mail goes through the durable outbox; the transport is SMTP
 	// or, in development without SMTP, an in-memory mailbox.
@@ -153,10 +154,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	worker, err := mail.NewWorker(mail.WorkerConfig{
 		Outbox: outbox, Transport: transport, Templates: templates, Logger: logger,
-		PublicURL: cfg.Server.PublicURL, Registerer: registry,
+		PublicURL: cfg.Server.PublicURL, Registerer: metrics,
 	})
 	if err != nil {
 		return err
+	}
+
+	registry, err := providers.NewRegistry(cfg.Server.PublicURL, providerConfigs(cfg.Providers), store,
+		deriveKey(secret, "gatehouse oauth v1"), &http.Client{Timeout: 10 * time.Second}, logger)
+	if err != nil {
+		return fmt.Errorf("providers: %w", err)
+	}
+	var providerIDs []string
+	for _, p := range registry.Providers() {
+		providerIDs = append(providerIDs, p.ID)
 	}
 
 	a2 := cfg.Password.Argon2
@@ -171,6 +182,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		LockoutMax:      cfg.RateLimits.LockoutMax,
 		MailInterval:    cfg.RateLimits.MailInterval,
 		MailPerHour:     cfg.RateLimits.MailPerHour,
+		Providers:       providerIDs,
+		RecentAuth:      cfg.Session.RecentSignIn,
+
+		AutoLinkVerifiedEmail: cfg.Providers.AutoLinkVerifiedEmail,
 	}, accounts.Deps{
 		Store:      store,
 		Mailer:     outbox,
@@ -204,7 +219,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		VerifyTTL:           cfg.Tokens.VerifyTTL,
 		ResetTTL:            cfg.Tokens.ResetTTL,
 	}
-	deps := server.Deps{Logger: logger, Accounts: svc, Pages: pages, Ready: store.Ping, Registry: registry}
+	deps := server.Deps{Logger: logger, Accounts: svc, Pages: pages, Ready: store.Ping, Registry: metrics, Providers: registry}
 	if mailbox != nil {
 		deps.Mailbox = devMailboxRows{mailbox}
 	}
@@ -226,7 +241,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	logger.Info("gatehouse starting",
 		"url", cfg.Server.PublicURL, "listen", ln.Addr().String(),
-		"database", dbDesc, "mail", mailDesc, "dev_mode", cfg.DevMode)
+		"database", dbDesc, "mail", mailDesc, "providers", strings.Join(providerIDs, ","), "dev_mode", cfg.DevMode)
 	if cfg.DevMode {
 		logger.Warn("dev_mode is on: generated secrets, development mailbox, plain-HTTP cookies allowed; set dev_mode: false in production")
 	}
@@ -387,6 +402,24 @@ func originSet(list []string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// providerConfigs maps the configuration to the providers'; one without a
+// client id is not offered.
+func providerConfigs(c config.Providers) []providers.Config {
+	return []providers.Config{
+		{
+			ID: "google", Label: "Google", Kind: providers.KindGoogle,
+			ClientID: c.Google.ClientID, ClientSecret: c.Google.ClientSecret.Reveal(),
+			AuthURL: c.Google.AuthURL, TokenURL: c.Google.TokenURL, UserinfoURL: c.Google.UserinfoURL,
+			JWKSURL: c.Google.JWKSURL, Issuer: c.Google.Issuer,
+		},
+		{
+			ID: "github", Label: "GitHub", Kind: providers.KindGitHub,
+			ClientID: c.GitHub.ClientID, ClientSecret: c.GitHub.ClientSecret.Reveal(),
+			AuthURL: c.GitHub.AuthURL, TokenURL: c.GitHub.TokenURL, APIURL: c.GitHub.APIURL,
+		},
+	}
 }
 
 // devMailboxRows adapts the development mailbox to the page's rows.

@@ -33,6 +33,14 @@ var (
 	ErrLastLoginMethod = errors.New("last login method")
 	// ErrIdentityLinked: the provider identity belongs to another user.
 	ErrIdentityLinked = errors.New("identity linked to another user")
+	// ErrProviderLinked: the user already has another account of that
+	// provider linked; it must be disconnected first.
+	ErrProviderLinked = errors.New("another account of this provider is linked")
+	// ErrProviderEmailUnverified: the provider vouches for no verified
+	// address, so the person can neither be matched nor given an account.
+	ErrProviderEmailUnverified = errors.New("provider email not verified")
+	// ErrReauthRequired: the action needs a recent sign-in.
+	ErrReauthRequired = errors.New("recent sign-in required")
 )
 
 // PasswordError says why a new password was refused. It is matched with errors.As.

@@ -20,6 +20,9 @@ const (
 	MailReset MailKind = "reset"
 	// MailPasswordChanged tells a user that their password was changed or reset.
 	MailPasswordChanged MailKind = "password_changed"
+	// MailLinkConfirm asks the owner of an account to confirm linking a
+	// provider identity that signed in with the account's address.
+	MailLinkConfirm MailKind = "link_confirm"
 )
 
 // Mail is one message to one recipient. Link may carry a secret token, so a
@@ -31,6 +34,10 @@ type Mail struct {
 	Link string
 	// ValidFor is how long Link works, for links that expire (0 otherwise).
 	ValidFor time.Duration
+	// Provider and ProviderAccount name the provider identity a
+	// link_confirm mail is about ("Google", "ann@gmail.com").
+	Provider        string
+	ProviderAccount string
 }
 
 // Mailer accepts mail for delivery. Send returns once the mail is durably queued

@@ -41,6 +41,13 @@ type Purpose string
 const (
 	PurposeVerify Purpose = "verify"
 	PurposeReset  Purpose = "reset"
+	// PurposeLink is a pending link of a provider identity to an existing
+	// account, held by the browser that signed in at the provider until the
+	// account's owner proves it (LK-2).
+	PurposeLink Purpose = "link"
+	// PurposeLinkConfirm is the mailed proof for a pending link; it works
+	// only together with the pending link's token from the same browser.
+	PurposeLinkConfirm Purpose = "link_confirm"
 )
 
 // Token is the stored half of a mailed link: only the SHA-256 of the secret.
@@ -57,8 +64,14 @@ type Token struct {
 	UserID string
 	// PasswordHash is the password chosen at signup (verification only).
 	PasswordHash string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
+	// Profile is the provider identity a link token would link.
+	Profile *Profile
+	// LinkHash binds a link confirmation to its pending link token.
+	LinkHash string
+	// ReturnTo is where the person goes once a link is done.
+	ReturnTo  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // Session is a signed-in browser or client. The cookie holds "<ID>.<secret>";
@@ -78,6 +91,8 @@ type Session struct {
 type Auth struct {
 	User    User
 	Session Session
+	// Providers lists the providers linked to the user.
+	Providers []string
 }
 
 // NewSession is a session just created, with the raw token for the cookie.

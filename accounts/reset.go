@@ -34,7 +34,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 		return err
 	}
 	s.log.Info("password reset requested", "event", "reset_requested", "user_id", u.ID)
-	if err := s.mailer.Send(ctx, Mail{To: u.Email, Kind: MailReset, Link: s.link("/password/reset", raw, ""), ValidFor: s.cfg.ResetTTL}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: u.Email, Kind: MailReset, Link: s.mailLink("/password/reset", raw, ""), ValidFor: s.cfg.ResetTTL}); err != nil {
 		return fmt.Errorf("queue reset mail: %w", err)
 	}
 	return nil
@@ -135,5 +135,5 @@ func (s *Service) setPassword(ctx context.Context, u User, hash, keepSession str
 	if err := s.cancelTokens(ctx, PurposeReset, u.ID); err != nil {
 		return err
 	}
-	return s.send(ctx, Mail{To: u.Email, Kind: MailPasswordChanged, Link: s.link("/password/forgot", "", "")})
+	return s.send(ctx, Mail{To: u.Email, Kind: MailPasswordChanged, Link: s.mailLink("/password/forgot", "", "")})
 }

@@ -29,6 +29,15 @@ type Config struct {
 	// kind group (AB-2): at most one per MailInterval, MailPerHour an hour.
 	MailInterval time.Duration
 	MailPerHour  int
+	// Providers lists the configured sign-in providers by id.
+	Providers []string
+	// AutoLinkVerifiedEmail links a provider identity to the existing
+	// account with the same verified address without asking its owner for
+	// proof. Off by default (LK-2).
+	AutoLinkVerifiedEmail bool
+	// RecentAuth is how long after signing in a session may connect a
+	// provider or set a first password.
+	RecentAuth time.Duration
 }
 
 // Deps are the collaborators of a Service.
@@ -127,6 +136,8 @@ func mailGroup(k MailKind) string {
 		return "signup"
 	case MailReset:
 		return "reset"
+	case MailLinkConfirm:
+		return "link"
 	default:
 		return ""
 	}
@@ -191,10 +202,10 @@ func (s *Service) send(ctx context.Context, m Mail) error {
 	return nil
 }
 
-// link builds a mailed link from the public URL, never from a request's
+// mailLink builds a mailed link from the public URL, never from a request's
 // Host. returnTo, already checked by the caller, rides along so that a user
 // who signed up on the way to an app gets back to it.
-func (s *Service) link(path, token, returnTo string) string {
+func (s *Service) mailLink(path, token, returnTo string) string {
 	q := url.Values{}
 	if token != "" {
 		q.Set("token", token)

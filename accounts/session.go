@@ -53,7 +53,16 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Auth, error) 
 	if err != nil {
 		return Auth{}, fmt.Errorf("find user: %w", err)
 	}
-	a := Auth{User: u, Session: sess}
+	a := Auth{User: u, Session: sess, Providers: []string{}}
+	if len(s.cfg.Providers) > 0 {
+		ids, err := s.Identities(ctx, u.ID)
+		if err != nil {
+			return Auth{}, err
+		}
+		for _, id := range ids {
+			a.Providers = append(a.Providers, id.Provider)
+		}
+	}
 	s.cache.put(id, a, now)
 	return a, nil
 }

@@ -36,7 +36,7 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 	switch {
 	case err == nil:
 		s.log.Info("signup for existing account", "event", "signup_existing")
-		return s.send(ctx, Mail{To: email, Kind: MailAccountExists, Link: s.link("/login", "", returnTo)})
+		return s.send(ctx, Mail{To: email, Kind: MailAccountExists, Link: s.mailLink("/login", "", returnTo)})
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("find user: %w", err)
 	}
@@ -69,7 +69,7 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 		return err
 	}
 	s.log.Info("signup", "event", "signup")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil
@@ -102,7 +102,7 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 		return err
 	}
 	s.log.Info("verification resent", "event", "verify_resent")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.link("/verify", raw, ""), ValidFor: s.cfg.VerifyTTL}); err != nil {
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, ""), ValidFor: s.cfg.VerifyTTL}); err != nil {
 		return fmt.Errorf("queue verify mail: %w", err)
 	}
 	return nil

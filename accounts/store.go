@@ -14,6 +14,7 @@ type Store interface {
 	TokenStore
 	SessionStore
 	LimitStore
+	IdentityStore
 	// DeleteExpired removes tokens, sessions and counters that can no longer
 	// matter: expired before now, or (sessions) idle since before idleCutoff.
 	DeleteExpired(ctx context.Context, now, idleCutoff time.Time) error

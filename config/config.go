@@ -100,6 +100,7 @@ type Session struct {
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
 	CacheTTL        time.Duration `yaml:"cache_ttl"`
+	RecentSignIn    time.Duration `yaml:"recent_sign_in"`
 }
 
 // SMTP configures outgoing mail; an empty host selects the development mailbox.
@@ -162,8 +163,9 @@ type ForwardAuth struct {
 
 // Providers configures social sign-in.
 type Providers struct {
-	Google Google `yaml:"google"`
-	GitHub GitHub `yaml:"github"`
+	Google                Google `yaml:"google"`
+	GitHub                GitHub `yaml:"github"`
+	AutoLinkVerifiedEmail bool   `yaml:"auto_link_verified_email"`
 }
 
 // Google configures "Sign in with Google"; endpoints default to Google's.
@@ -451,6 +453,9 @@ func (c *Config) validate() error {
 	}
 	if c.Session.CacheTTL < 0 || c.Session.CacheTTL > time.Minute {
 		bad("session.cache_ttl", "must be between 0s and 1m, got %s", c.Session.CacheTTL)
+	}
+	if c.Session.RecentSignIn < time.Minute || c.Session.RecentSignIn > c.Session.AbsoluteTimeout {
+		bad("session.recent_sign_in", "must be between 1m and session.absolute_timeout, got %s", c.Session.RecentSignIn)
 	}
 
 	if c.SMTP.Host != "" {

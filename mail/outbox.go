@@ -67,7 +67,7 @@ func (o *Outbox) Send(ctx context.Context, m accounts.Mail) error {
 		Kind:      m.Kind,
 		CreatedAt: o.now().UTC(),
 	}
-	sealed, err := o.sealer.seal(sm, sealedData{Link: m.Link, Email: m.To, ValidFor: m.ValidFor})
+	sealed, err := o.sealer.seal(sm, sealedData{Link: m.Link, Email: m.To, ValidFor: m.ValidFor, Provider: m.Provider, ProviderAccount: m.ProviderAccount})
 	if err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}

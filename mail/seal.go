@@ -17,6 +17,9 @@ type sealedData struct {
 	Link     string        `json:"link"`
 	Email    string        `json:"email"`
 	ValidFor time.Duration `json:"valid_for,omitempty"`
+	// Provider and ProviderAccount describe a link_confirm mail's identity.
+	Provider        string `json:"provider,omitempty"`
+	ProviderAccount string `json:"provider_account,omitempty"`
 }
 
 // sealer encrypts template data with AES-256-GCM so that the database never

@@ -27,6 +27,7 @@ var kinds = []accounts.MailKind{
 	accounts.MailAccountExists,
 	accounts.MailReset,
 	accounts.MailPasswordChanged,
+	accounts.MailLinkConfirm,
 }
 
 func knownKind(k accounts.MailKind) bool { return slices.Contains(kinds, k) }
@@ -44,6 +45,10 @@ type TemplateData struct {
 	// ValidFor says how long Link works, e.g. "24 hours"; empty if it does
 	// not expire.
 	ValidFor string
+	// Provider and ProviderAccount name the provider identity of a
+	// link_confirm mail, e.g. "Google" and "ann@gmail.com".
+	Provider        string
+	ProviderAccount string
 }
 
 // Rendered is a mail ready for a Transport.

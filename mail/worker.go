@@ -366,7 +366,7 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 	}
 	r, err := w.templates.Render(m.Kind, TemplateData{
 		Link: data.Link, Email: data.Email, ProductName: w.productName, PublicURL: w.publicURL,
-		ValidFor: HumanDuration(data.ValidFor),
+		ValidFor: HumanDuration(data.ValidFor), Provider: data.Provider, ProviderAccount: data.ProviderAccount,
 	})
 	if err != nil {
 		w.drop(ctx, m, a, scrub(err, data.Link))

@@ -20,8 +20,11 @@ type userJSON struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-func toUserJSON(u accounts.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, EmailVerified: true, HasPassword: u.HasPassword(), Providers: []string{}, CreatedAt: u.CreatedAt}
+func toUserJSON(u accounts.User, providers []string) userJSON {
+	if providers == nil {
+		providers = []string{}
+	}
+	return userJSON{ID: u.ID, Email: u.Email, EmailVerified: true, HasPassword: u.HasPassword(), Providers: providers, CreatedAt: u.CreatedAt}
 }
 
 type sessionJSON struct {
@@ -93,11 +96,20 @@ func (s *Server) handleAPISignup() http.Handler {
 
 // signedIn sets the cookie of a new session and answers with the user.
 func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, u accounts.User, ns accounts.NewSession) {
+	ids, err := s.svc.Identities(r.Context(), u.ID)
+	if err != nil {
+		s.respond.jsonError(w, r, err)
+		return
+	}
+	providers := make([]string, len(ids))
+	for i, id := range ids {
+		providers[i] = id.Provider
+	}
 	if err := s.sessions.start(w, r, ns); err != nil {
 		s.respond.jsonError(w, r, err)
 		return
 	}
-	s.respond.json(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})
+	s.respond.json(w, http.StatusOK, map[string]any{"user": toUserJSON(u, providers)})
 }
 
 func (s *Server) handleAPIVerify() http.Handler {
@@ -167,7 +179,7 @@ func (s *Server) handleAPISession() http.Handler {
 			return
 		}
 		s.respond.json(w, http.StatusOK, map[string]any{
-			"user":    toUserJSON(a.User),
+			"user":    toUserJSON(a.User, a.Providers),
 			"session": sessionJSON{ID: a.Session.ID, CreatedAt: a.Session.CreatedAt, ExpiresAt: a.Session.ExpiresAt, LastSeenAt: a.Session.LastSeenAt},
 		})
 	})

@@ -20,6 +20,10 @@ var notices = map[string]string{
 	"session_revoked":  "That session was signed out.",
 	"sessions_revoked": "All your other sessions were signed out.",
 	"signed_out":       "You are signed out.",
+	"connected":        "The account was connected. You can now sign in with it.",
+	"disconnected":     "The account was disconnected.",
+	"reauth":           "For your security, sign in again to continue.",
+	"password_set":     "Your password was set. You can now sign in with your email address too.",
 }
 
 func (s *Server) client(r *http.Request) accounts.Client {
@@ -62,6 +66,7 @@ func (s *Server) handleHome() http.Handler {
 func (s *Server) signupPage(r *http.Request, p web.SignupPage) web.SignupPage {
 	p.Base = s.pageBase(r, "")
 	p.MinLength = s.svc.MinPasswordLength()
+	p.Providers = s.providerButtons(p.ReturnTo)
 	return p
 }
 
@@ -187,6 +192,7 @@ func (s *Server) handleResendForm() http.Handler {
 
 func (s *Server) loginPage(r *http.Request, p web.LoginPage) web.LoginPage {
 	p.Base = s.pageBase(r, "")
+	p.Providers = s.providerButtons(p.ReturnTo)
 	return p
 }
 
@@ -322,14 +328,42 @@ func (s *Server) accountPage(r *http.Request, a accounts.Auth) (web.AccountPage,
 	for i, x := range list {
 		rows[i] = web.SessionRow{ID: x.ID, CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, UserAgent: x.UserAgent, IP: x.IP, Current: x.ID == a.Session.ID}
 	}
+	idRows, err := s.identityRows(r, a)
+	if err != nil {
+		return web.AccountPage{}, err
+	}
 	return web.AccountPage{
 		Base:        s.pageBase(r, ""),
 		Email:       a.User.Email,
 		CreatedAt:   a.User.CreatedAt,
 		HasPassword: a.User.HasPassword(),
 		Sessions:    rows,
+		Identities:  idRows,
 		MinLength:   s.svc.MinPasswordLength(),
 	}, nil
+}
+
+// identityRows lists every configured provider, linked or not.
+func (s *Server) identityRows(r *http.Request, a accounts.Auth) ([]web.IdentityRow, error) {
+	if s.providers == nil || len(s.providers.Providers()) == 0 {
+		return nil, nil
+	}
+	linked, err := s.svc.Identities(r.Context(), a.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	canDisconnect := a.User.HasPassword() || len(linked) > 1
+	var rows []web.IdentityRow
+	for _, p := range s.providers.Providers() {
+		row := web.IdentityRow{Provider: p.ID, Label: p.Label}
+		for _, id := range linked {
+			if id.Provider == p.ID {
+				row.Linked, row.Email, row.LinkedAt, row.CanDisconnect = true, id.Email, id.LinkedAt, canDisconnect
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 func (s *Server) handleAccountPage() http.Handler {
@@ -357,9 +391,20 @@ func (s *Server) handlePasswordForm() http.Handler {
 			s.respond.htmlError(w, r, err)
 			return
 		}
-		err := s.svc.ChangePassword(r.Context(), a, r.PostForm.Get("current_password"), r.PostForm.Get("new_password"), s.client(r))
+		notice := "password_changed"
+		var err error
+		if a.User.HasPassword() {
+			err = s.svc.ChangePassword(r.Context(), a, r.PostForm.Get("current_password"), r.PostForm.Get("new_password"), s.client(r))
+		} else {
+			notice = "password_set"
+			err = s.svc.SetFirstPassword(r.Context(), a, r.PostForm.Get("new_password"), s.client(r))
+		}
+		if errors.Is(err, accounts.ErrReauthRequired) {
+			http.Redirect(w, r, "/login?notice=reauth&return_to="+url.QueryEscape("/account"), http.StatusSeeOther)
+			return
+		}
 		if err == nil {
-			http.Redirect(w, r, "/account?notice=password_changed", http.StatusSeeOther)
+			http.Redirect(w, r, "/account?notice="+notice, http.StatusSeeOther)
 			return
 		}
 		ae := errorFor(err)

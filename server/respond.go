@@ -62,6 +62,12 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: "last_login_method", Message: "This is your only way to sign in. Add another one first."}
 	case errors.Is(err, accounts.ErrIdentityLinked):
 		return &apiError{Status: http.StatusConflict, Code: "identity_linked", Message: "This account is already linked to another user."}
+	case errors.Is(err, accounts.ErrProviderLinked):
+		return &apiError{Status: http.StatusConflict, Code: "provider_linked", Message: "Another account of this provider is linked. Disconnect it first."}
+	case errors.Is(err, accounts.ErrProviderEmailUnverified):
+		return &apiError{Status: http.StatusForbidden, Code: "provider_email_unverified", Message: "The provider did not verify an email address for this account."}
+	case errors.Is(err, accounts.ErrReauthRequired):
+		return &apiError{Status: http.StatusForbidden, Code: "reauthentication_required", Message: "Sign in again to do this."}
 	case errors.Is(err, accounts.ErrBusy):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "overloaded", Message: "The service is busy. Try again in a moment.", RetryAfter: time.Second}
 	case errors.Is(err, accounts.ErrUnavailable):

@@ -32,6 +32,15 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/account/password", s.handlePasswordForm()).Methods(post)
 	r.Handle("/account/sessions/revoke-others", s.handleRevokeOthersForm()).Methods(post)
 	r.Handle("/account/sessions/{id}/revoke", s.handleRevokeForm()).Methods(post)
+	r.Handle("/account/identities/{provider}/connect", s.handleConnectForm()).Methods(post)
+	r.Handle("/account/identities/{provider}/disconnect", s.handleDisconnectForm()).Methods(post)
+
+	// Sign in with Google, GitHub: the flow, and linking to an existing account.
+	r.Handle("/auth/link", s.handleLinkPage()).Methods(get...)
+	r.Handle("/auth/link", s.handleLinkForm()).Methods(post)
+	r.Handle("/auth/link/mail", s.handleLinkMailForm()).Methods(post)
+	r.Handle("/auth/link/confirm", s.handleLinkConfirmPage()).Methods(get...)
+	r.Handle("/auth/link/confirm", s.handleLinkConfirmForm()).Methods(post)
 
 	// JSON API for single-page apps.
 	r.Handle("/api/v1/signup", s.handleAPISignup()).Methods(post)
@@ -46,9 +55,14 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/api/v1/sessions", s.handleAPISessions()).Methods(get...)
 	r.Handle("/api/v1/sessions", s.handleAPIRevokeOthers()).Methods(del)
 	r.Handle("/api/v1/sessions/{id}", s.handleAPIRevoke()).Methods(del)
+	r.Handle("/api/v1/identities", s.handleAPIIdentities()).Methods(get...)
+	r.Handle("/api/v1/identities/{provider}", s.handleAPIDisconnect()).Methods(del)
 
 	// Forward auth for nginx auth_request, Traefik forwardAuth, Caddy forward_auth.
 	r.Handle("/auth/check", s.handleAuthCheck())
+	// Provider routes after the fixed /auth/... paths, which they would shadow.
+	r.Handle("/auth/{provider}", s.handleProviderBegin()).Methods(get...)
+	r.Handle("/auth/{provider}/callback", s.handleProviderCallback()).Methods(get...)
 
 	// Operations.
 	r.Handle("/healthz", s.handleHealthz()).Methods(get...)

@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"log/slog"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/providers"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -67,36 +69,40 @@ type Deps struct {
 	Ready func(context.Context) error
 	// Registry collects metrics for /metrics.
 	Registry *prometheus.Registry
+	// Providers are the sign-in providers; nil or empty when none is configured.
+	Providers *providers.Registry
 }
 
 // Server is the HTTP handler of Gatehouse.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	svc      *accounts.Service
-	pages    *web.Templates
-	mailbox  Mailbox
-	ready    func(context.Context) error
-	registry *prometheus.Registry
-	metrics  *metrics
-	respond  *responder
-	sessions *sessionStore
-	csp      string
-	handler  http.Handler
+	cfg       Config
+	log       *slog.Logger
+	svc       *accounts.Service
+	pages     *web.Templates
+	mailbox   Mailbox
+	ready     func(context.Context) error
+	registry  *prometheus.Registry
+	metrics   *metrics
+	respond   *responder
+	sessions  *sessionStore
+	providers *providers.Registry
+	csp       string
+	handler   http.Handler
 }
 
 // New builds the server and its routes.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{
-		cfg:      cfg,
-		log:      d.Logger,
-		svc:      d.Accounts,
-		pages:    d.Pages,
-		mailbox:  d.Mailbox,
-		ready:    d.Ready,
-		registry: d.Registry,
-		metrics:  newMetrics(d.Registry),
-		respond:  &responder{log: d.Logger, pages: d.Pages, mailbox: d.Mailbox != nil},
+		cfg:       cfg,
+		log:       d.Logger,
+		svc:       d.Accounts,
+		pages:     d.Pages,
+		mailbox:   d.Mailbox,
+		ready:     d.Ready,
+		registry:  d.Registry,
+		metrics:   newMetrics(d.Registry),
+		respond:   &responder{log: d.Logger, pages: d.Pages, mailbox: d.Mailbox != nil},
+		providers: d.Providers,
 	}
 	s.sessions = newSessionStore(cfg.CookieName, cfg.SessionKey, sessions.Options{
 		Path:     "/",
@@ -106,7 +112,16 @@ func New(cfg Config, d Deps) *Server {
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	}, d.Accounts)
-	s.csp = contentSecurityPolicy(cfg.RedirectHosts)
+	formTargets := maps.Clone(cfg.RedirectHosts)
+	if formTargets == nil {
+		formTargets = map[string]bool{}
+	}
+	if d.Providers != nil {
+		for _, o := range d.Providers.AuthOrigins() {
+			formTargets[o] = true
+		}
+	}
+	s.csp = contentSecurityPolicy(formTargets)
 	s.handler = s.routes()
 	return s
 }
@@ -116,10 +131,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // contentSecurityPolicy allows nothing but our own stylesheet. Forms may
 // post to us and, since browsers apply form-action to the redirect that
-// follows a sign-in, lead on to the allowed return_to hosts.
-func contentSecurityPolicy(redirectHosts map[string]bool) string {
+// follows a form, lead on to the allowed return_to hosts and to the
+// providers' authorization pages (connecting an account is a POST).
+func contentSecurityPolicy(formTargets map[string]bool) string {
 	formAction := []string{"'self'"}
-	for h := range redirectHosts {
+	for h := range formTargets {
 		formAction = append(formAction, h)
 	}
 	slices.Sort(formAction[1:])

@@ -103,14 +103,17 @@ func (s *Store) ReleaseEmail(ctx context.Context, email, userID string) error {
 }
 
 type tokenDoc struct {
-	Hash         string           `bson:"_id"`
-	Purpose      accounts.Purpose `bson:"purpose"`
-	Subject      string           `bson:"subject"`
-	Email        string           `bson:"email"`
-	UserID       string           `bson:"user_id"`
-	PasswordHash string           `bson:"password_hash,omitempty"`
-	CreatedAt    time.Time        `bson:"created_at"`
-	ExpiresAt    time.Time        `bson:"expires_at"`
+	Hash         string            `bson:"_id"`
+	Purpose      accounts.Purpose  `bson:"purpose"`
+	Subject      string            `bson:"subject"`
+	Email        string            `bson:"email"`
+	UserID       string            `bson:"user_id"`
+	PasswordHash string            `bson:"password_hash,omitempty"`
+	Profile      *accounts.Profile `bson:"profile,omitempty"`
+	LinkHash     string            `bson:"link_hash,omitempty"`
+	ReturnTo     string            `bson:"return_to,omitempty"`
+	CreatedAt    time.Time         `bson:"created_at"`
+	ExpiresAt    time.Time         `bson:"expires_at"`
 }
 
 // InsertToken implements accounts.TokenStore.
@@ -372,6 +375,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now, idleCutoff time.Time) er
 		{collSessions, bson.D{{Key: "$or", Value: bson.A{before("expires_at", now), before("last_seen_at", idleCutoff)}}}},
 		{collLimits, before("expires_at", now)},
 		{collLoginFailures, before("last_at", now.Add(-failureMemory))},
+		{collOAuthStates, before("expires_at", now)},
 	}
 	for _, j := range jobs {
 		if _, err := s.coll(j.coll).DeleteMany(ctx, j.filter); err != nil {

@@ -36,11 +36,17 @@ const (
 	collLoginFailures = "login_failures"
 	collOutbox        = "outbox"
 	collAttempts      = "outbox_attempts"
+	collIdentities    = "identities"
+	collUserProviders = "user_providers"
+	collOAuthStates   = "oauth_states"
 )
 
 // Collections lists every collection the store uses, for callers that tune
 // the database underneath (the embedded server's index fix-up).
-var Collections = []string{collUsers, collEmails, collTokens, collTokenHeads, collSessions, collLimits, collLoginFailures, collOutbox, collAttempts}
+var Collections = []string{
+	collUsers, collEmails, collTokens, collTokenHeads, collSessions, collLimits, collLoginFailures,
+	collOutbox, collAttempts, collIdentities, collUserProviders, collOAuthStates,
+}
 
 // Store is the MongoDB implementation of accounts.Store.
 type Store struct {
@@ -119,6 +125,8 @@ var indexes = []index{
 	{coll: collLimits, name: "expires_at", keys: bson.D{{Key: "expires_at", Value: 1}}},
 	{coll: collOutbox, name: "created_at", keys: bson.D{{Key: "created_at", Value: 1}}},
 	{coll: collAttempts, name: "message_id", keys: bson.D{{Key: "message_id", Value: 1}}},
+	{coll: collIdentities, name: "user_id", keys: bson.D{{Key: "user_id", Value: 1}}},
+	{coll: collOAuthStates, name: "expires_at", keys: bson.D{{Key: "expires_at", Value: 1}}},
 }
 
 // ensureIndex creates an index unless it exists. Indexes are created one
