@@ -209,3 +209,37 @@ func (MessagePage) TemplateName() string { return "message" }
 
 // TemplateName implements Page.
 func (MailboxPage) TemplateName() string { return "mailbox" }
+
+// LinkPage asks the owner of an existing account to prove it before a
+// provider identity with the same address is linked (GET /auth/link).
+type LinkPage struct {
+	Base
+	Email string // the existing account's address
+	// Provider is the provider's label ("Google"); ProviderAccount the
+	// provider account that signed in ("ann@gmail.com").
+	Provider        string
+	ProviderAccount string
+	// HasPassword offers the password form; the mail option is always there.
+	HasPassword bool
+	Error       string
+	// MailSent shows that a confirmation link was mailed.
+	MailSent bool
+}
+
+// LinkConfirmPage confirms a link from the mailed confirmation
+// (GET /auth/link/confirm?token=…); it posts the token back.
+type LinkConfirmPage struct {
+	Base
+	Token           string
+	Valid           bool // false: invalid, used, expired, or another browser
+	Email           string
+	Provider        string
+	ProviderAccount string
+	Error           string
+}
+
+// TemplateName implements Page.
+func (LinkPage) TemplateName() string { return "link" }
+
+// TemplateName implements Page.
+func (LinkConfirmPage) TemplateName() string { return "link_confirm" }

@@ -35,6 +35,7 @@ func render(tb testing.TB, tmpl *Templates, page Page) string {
 var zeroPages = []Page{
 	SignupPage{}, CheckInboxPage{}, VerifyPage{}, LoginPage{}, ForgotPage{},
 	ResetPage{}, AccountPage{}, ErrorPage{}, MessagePage{}, MailboxPage{},
+	LinkPage{}, LinkConfirmPage{},
 }
 
 var (
@@ -109,6 +110,26 @@ func samplePages() map[string]Page {
 			{ID: "m2", To: "grace@example.com", Subject: "Reset your password", At: t0.Add(time.Hour), Link: "http://127.0.0.1:8080/password/reset?token=cXV4YmF6YmFyZm9v", Text: "Someone asked to reset your password.\n\nhttp://127.0.0.1:8080/password/reset?token=cXV4YmF6YmFyZm9v\n\nIf it wasn't you, ignore this mail."},
 		}},
 		"mailbox-empty": MailboxPage{Base: Base{DevMode: true}},
+		"login-other-provider": LoginPage{Providers: append(providers,
+			ProviderButton{ID: "keycloak", Label: "Company SSO", URL: "/auth/keycloak"})},
+		"link": LinkPage{
+			Email: "ada@example.com", Provider: "Google", ProviderAccount: "ada.lovelace@gmail.com",
+			HasPassword: true,
+		},
+		"link-error": LinkPage{
+			Email: "ada@example.com", Provider: "Google", ProviderAccount: "ada.lovelace@gmail.com",
+			HasPassword: true, Error: "That password is incorrect.",
+		},
+		"link-mail-sent": LinkPage{
+			Email: "ada@example.com", Provider: "GitHub", ProviderAccount: "ada-lovelace",
+			HasPassword: true, MailSent: true,
+		},
+		"link-no-password": LinkPage{Email: "grace@example.com", Provider: "GitHub", ProviderAccount: "grace-hopper"},
+		"link-confirm": LinkConfirmPage{
+			Token: "tok789", Valid: true,
+			Email: "ada@example.com", Provider: "Google", ProviderAccount: "ada.lovelace@gmail.com",
+		},
+		"link-confirm-invalid": LinkConfirmPage{Token: "tok789", Provider: "Google"},
 	}
 }
 
@@ -273,7 +294,12 @@ func TestRenderContains(t *testing.T) {
 			page: pages["account-social-only"],
 			want: []string{
 				`Set a password`, `name="new_password"`, `Sign in again to set a password.`,
+				`You'll then be able to sign in with your email address too.`,
+				`<form method="post" action="/account/password"`,
 				`disabled aria-describedby="disconnect-github-note"`, `id="disconnect-github-note"`,
+				`This is your only way to sign in. Set a password or connect another account first.`,
+				`action="/account/identities/github/disconnect"`,
+				`action="/account/identities/google/connect"`,
 			},
 			notWant: []string{`current_password`, `revoke-others`, `/revoke"`},
 		},
@@ -281,6 +307,71 @@ func TestRenderContains(t *testing.T) {
 			name:    "account without providers hides sign-in methods",
 			page:    AccountPage{HasPassword: true},
 			notWant: []string{`Sign-in methods`},
+		},
+		{
+			name: "link with a password offers both ways to prove the account",
+			page: pages["link"],
+			want: []string{
+				`<h1>You already have an account</h1>`,
+				`An account for <strong class="break">ada@example.com</strong> already exists. To link your Google account <strong class="break">ada.lovelace@gmail.com</strong> to it, prove the account is yours.`,
+				`<form method="post" action="/auth/link" class="form">`,
+				`<label for="password">Password of your Gatehouse account</label>`,
+				`autocomplete="current-password"`,
+				`>Link Google and sign in</button>`,
+				`<form method="post" action="/auth/link/mail" class="form">`,
+				`class="btn btn-outline btn-block" aria-describedby="mail-note">Email me a confirmation link</button>`,
+				`We'll send a link to <strong class="break">ada@example.com</strong>. Open it in this browser.`,
+				`<a href="/login">Cancel</a>`,
+			},
+			notWant: []string{`type="hidden"`, `name="token"`, `role="alert"`, `role="status"`, `We sent a confirmation link`},
+		},
+		{
+			name: "link error",
+			page: pages["link-error"],
+			want: []string{`role="alert" id="form-error"`, `That password is incorrect.`, `aria-describedby="form-error"`},
+		},
+		{
+			name: "link after the mail was sent",
+			page: pages["link-mail-sent"],
+			want: []string{
+				`role="status"`,
+				`We sent a confirmation link to <strong class="break">ada@example.com</strong>. Open it in this browser to finish.`,
+				`action="/auth/link"`, `Link GitHub and sign in`,
+				`action="/auth/link/mail"`, `Send the link again`,
+			},
+			notWant: []string{`Email me a confirmation link`},
+		},
+		{
+			name: "link without a password offers only the mail",
+			page: pages["link-no-password"],
+			want: []string{
+				`To link your GitHub account <strong class="break">grace-hopper</strong> to it`,
+				`<form method="post" action="/auth/link/mail" class="form">`,
+				`class="btn btn-primary btn-block" aria-describedby="mail-note">Email me a confirmation link</button>`,
+			},
+			notWant: []string{`action="/auth/link"`, `type="password"`, `We sent a confirmation link`},
+		},
+		{
+			name: "link confirm",
+			page: pages["link-confirm"],
+			want: []string{
+				`Link your Google account <strong class="break">ada.lovelace@gmail.com</strong> to <strong class="break">ada@example.com</strong>?`,
+				`<form method="post" action="/auth/link/confirm" class="form">`,
+				`<input type="hidden" name="token" value="tok789">`,
+				`<button type="submit" class="btn btn-primary btn-block">Link Google and sign in</button>`,
+			},
+			notWant: []string{`can't be used here`},
+		},
+		{
+			name: "link confirm invalid explains why",
+			page: pages["link-confirm-invalid"],
+			want: []string{
+				`<h1>This link can't be used here</h1>`,
+				`expired or been used already`,
+				`only in the browser where you started to sign in with Google`,
+				`href="/login"`,
+			},
+			notWant: []string{`tok789`, `action="/auth/link/confirm"`, `<form`},
 		},
 		{
 			name: "error",
@@ -324,6 +415,89 @@ func TestRenderContains(t *testing.T) {
 	}
 }
 
+// TestProviderButtons checks the social buttons against the providers'
+// branding rules: Google's official "G" and wording, GitHub's mark, and no
+// borrowed logo for any other provider.
+func TestProviderButtons(t *testing.T) {
+	html := render(t, newTemplates(t), samplePages()["login-other-provider"])
+	buttons := regexp.MustCompile(`(?s)<a class="btn btn-provider" href="([^"]*)">(.*?)</a>`).FindAllStringSubmatch(html, -1)
+	byURL := make(map[string]string)
+	for _, b := range buttons {
+		byURL[b[1]] = b[2]
+	}
+	tests := []struct {
+		name    string
+		url     string
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "google",
+			url:  "/auth/google?return_to=%2Fapp",
+			want: []string{
+				`fill="#4285F4"`, `fill="#34A853"`, `fill="#FBBC05"`, `fill="#EA4335"`,
+				`width="20" height="20" aria-hidden="true"`,
+				`<span>Continue with Google</span>`,
+			},
+			notWant: []string{`currentColor`},
+		},
+		{
+			name:    "github",
+			url:     "/auth/github?return_to=%2Fapp",
+			want:    []string{`<path fill="currentColor" d="M8 0C3.58 0 0 3.58 0 8`, `<span>Continue with GitHub</span>`},
+			notWant: []string{`#4285F4`},
+		},
+		{
+			name:    "other provider",
+			url:     "/auth/keycloak",
+			want:    []string{`<span>Continue with Company SSO</span>`},
+			notWant: []string{`<svg`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			button, ok := byURL[tt.url]
+			if !ok {
+				t.Fatalf("got no button linking to %q in:\n%s", tt.url, html)
+			}
+			if strings.Index(button, "<svg") > strings.Index(button, "<span>") {
+				t.Errorf("got the logo after the text; want it on the left: %s", button)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(button, s) {
+					t.Errorf("got no %q in: %s", s, button)
+				}
+			}
+			for _, s := range tt.notWant {
+				if strings.Contains(button, s) {
+					t.Errorf("got %q; want it absent from: %s", s, button)
+				}
+			}
+		})
+	}
+	if !strings.Contains(html, `<div class="divider"><span>or</span></div>`) {
+		t.Errorf("got no \"or\" divider between the buttons and the form")
+	}
+}
+
+// TestProviderButtonColours keeps the colours Google prescribes for its
+// light and dark buttons in the stylesheet.
+func TestProviderButtonColours(t *testing.T) {
+	css, err := staticFS.ReadFile("static/style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--p-bg:#FFFFFF;--p-border:#747775;--p-text:#1F1F1F",
+		"--p-bg:#131314;--p-border:#8E918F;--p-text:#E3E3E3",
+		".btn-provider{min-height:40px;",
+	} {
+		if !bytes.Contains(css, []byte(want)) {
+			t.Errorf("got no %q in style.css", want)
+		}
+	}
+}
+
 func TestMailboxNewestFirst(t *testing.T) {
 	html := render(t, newTemplates(t), samplePages()["mailbox"])
 	reset, verify := strings.Index(html, "Reset your password"), strings.Index(html, "Confirm your email address")
@@ -354,6 +528,9 @@ func TestEscapesUserData(t *testing.T) {
 		ErrorPage{Heading: evil, Message: evil},
 		MessagePage{Heading: evil, Message: evil, LinkURL: "javascript:alert(1)", LinkText: evil},
 		MailboxPage{Mails: []MailboxRow{{To: evil, Subject: evil, Text: evil, Link: "javascript:alert(1)"}}},
+		LinkPage{Email: evil, Provider: evil, ProviderAccount: evil, HasPassword: true, Error: evil, MailSent: true},
+		LinkConfirmPage{Token: evil, Valid: true, Email: evil, Provider: evil, ProviderAccount: evil, Error: evil},
+		LinkConfirmPage{Provider: evil, Error: evil},
 	)
 	for _, page := range pages {
 		html := render(t, tmpl, page)
@@ -566,6 +743,6 @@ func withBase(base Base) []Page {
 		SignupPage{Base: base}, CheckInboxPage{Base: base}, VerifyPage{Base: base},
 		LoginPage{Base: base}, ForgotPage{Base: base}, ResetPage{Base: base},
 		AccountPage{Base: base}, ErrorPage{Base: base}, MessagePage{Base: base},
-		MailboxPage{Base: base},
+		MailboxPage{Base: base}, LinkPage{Base: base}, LinkConfirmPage{Base: base},
 	}
 }
