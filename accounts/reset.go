@@ -132,6 +132,7 @@ func (s *Service) setPassword(ctx context.Context, u User, hash, keepSession str
 	if err := s.endSessions(ctx, u.ID, keepSession); err != nil {
 		return err
 	}
+	s.cache.dropUser(u.ID, "") // the kept session's cached user has the old hash
 	if err := s.cancelTokens(ctx, PurposeReset, u.ID); err != nil {
 		return err
 	}

@@ -94,6 +94,9 @@ func (p *oidcProvider) profile(ctx context.Context, tok *oauth2.Token, nonce str
 	if err != nil {
 		return accounts.Profile{}, fmt.Errorf("%w: id_token: %w", ErrProvider, err)
 	}
+	if idt.Subject == "" {
+		return accounts.Profile{}, fmt.Errorf("%w: id_token has no subject", ErrProvider)
+	}
 	if idt.Nonce == "" || idt.Nonce != nonce {
 		return accounts.Profile{}, fmt.Errorf("%w: id_token nonce does not match", ErrProvider)
 	}
