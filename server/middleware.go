@@ -214,7 +214,12 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", s.csp)
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin: no referrer ever leaves for another site. Not
+		// no-referrer: with it, browsers that send no Fetch Metadata (plain
+		// HTTP off loopback) send "Origin: null" on our own form posts,
+		// which the cross-origin check must refuse. Pages whose URL holds
+		// a token tighten this (tokenPage).
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if s.cfg.HTTPS || s.isHTTPS(r) {

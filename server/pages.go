@@ -118,10 +118,23 @@ func (s *Server) formError(w http.ResponseWriter, r *http.Request, err error, pa
 	s.respond.page(w, r, ae.Status, page(ae.Message))
 }
 
+// tokenPage marks a page whose URL carries a token: no Referer at all,
+// not even to us (TK-6). Only where browsers send Fetch Metadata (a secure
+// context: HTTPS or loopback), because no-referrer also turns the Origin of
+// the page's own form into "null", which elsewhere the cross-origin check
+// would refuse; there same-origin (the default) keeps the token from
+// other sites just as well.
+func (s *Server) tokenPage(w http.ResponseWriter) {
+	if s.secureContext {
+		w.Header().Set("Referrer-Policy", "no-referrer")
+	}
+}
+
 // checkLink looks at the token of a mailed link without using it (GET must
 // never consume: mail scanners prefetch links). It answers the error page
 // itself when the check could not be made (ok false).
 func (s *Server) checkLink(w http.ResponseWriter, r *http.Request, p accounts.Purpose) (token string, valid bool, status int, ok bool) {
+	s.tokenPage(w)
 	token = r.URL.Query().Get("token")
 	err := s.svc.CheckToken(r.Context(), p, token)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,9 @@ type Server struct {
 	sessions  *sessionStore
 	providers *providers.Registry
 	csp       string
+	// secureContext: browsers treat the public URL as a secure context
+	// (HTTPS or loopback) and send Fetch Metadata to it.
+	secureContext bool
 	handler   http.Handler
 }
 
@@ -122,6 +126,7 @@ func New(cfg Config, d Deps) *Server {
 		}
 	}
 	s.csp = contentSecurityPolicy(formTargets)
+	s.secureContext = isSecureContext(cfg.PublicURL)
 	s.handler = s.routes()
 	return s
 }
@@ -148,6 +153,24 @@ func contentSecurityPolicy(formTargets map[string]bool) string {
 		"base-uri 'none'",
 		"object-src 'none'",
 	}, "; ")
+}
+
+// isSecureContext reports whether browsers consider an origin potentially
+// trustworthy: https, or a loopback host (including *.localhost).
+func isSecureContext(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	h := u.Hostname()
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // crossOrigin refuses state-changing requests from other origins (CS-1)

@@ -308,6 +308,7 @@ func (s *Server) handleLinkMailForm() http.Handler {
 // handleLinkConfirmPage shows the mailed confirmation, without using it.
 func (s *Server) handleLinkConfirmPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.tokenPage(w)
 		token := r.URL.Query().Get("token")
 		pl, err := s.svc.CheckLinkConfirmation(r.Context(), token, s.cookieValue(r, linkCookie))
 		if err != nil && !errors.Is(err, accounts.ErrTokenInvalid) {
