@@ -91,7 +91,7 @@ type Server struct {
 	// secureContext: browsers treat the public URL as a secure context
 	// (HTTPS or loopback) and send Fetch Metadata to it.
 	secureContext bool
-	handler   http.Handler
+	handler       http.Handler
 }
 
 // New builds the server and its routes.
