@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -67,6 +68,7 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	cache  *sessionCache
+	claims claimCache
 }
 
 // NewService returns a Service.
@@ -291,12 +293,58 @@ func (s *Service) cancelTokens(ctx context.Context, p Purpose, subject string) e
 // userByEmail returns the user owning a normalized address. A claim whose
 // user record is missing (a creation interrupted between its two inserts)
 // counts as no user.
+//
+// Claims are written once and never change owner (a dangling one may be
+// released, after which its user id no longer exists), so this instance
+// remembers them: a sign-in then needs one read fewer.
 func (s *Service) userByEmail(ctx context.Context, email string) (User, error) {
+	if id, ok := s.claims.get(email); ok {
+		u, err := s.store.User(ctx, id)
+		if !errors.Is(err, ErrNotFound) {
+			return u, err
+		}
+		s.claims.drop(email) // released meanwhile: ask the store again
+	}
 	c, err := s.store.EmailClaim(ctx, email)
 	if err != nil {
 		return User{}, err
 	}
-	return s.store.User(ctx, c.UserID)
+	u, err := s.store.User(ctx, c.UserID)
+	if err == nil {
+		s.claims.put(email, c.UserID)
+	}
+	return u, err
+}
+
+// maxCachedClaims bounds the claim cache; past it the cache starts over.
+const maxCachedClaims = 100_000
+
+// claimCache maps addresses to the user ids that claimed them.
+type claimCache struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+func (c *claimCache) get(email string) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.m[email]
+	return id, ok
+}
+
+func (c *claimCache) put(email, userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedClaims {
+		c.m = make(map[string]string)
+	}
+	c.m[email] = userID
+}
+
+func (c *claimCache) drop(email string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, email)
 }
 
 // startSession creates a session for a sign-in and ends the session the

@@ -231,6 +231,7 @@ func (s *Service) claimEmail(ctx context.Context, email, userID string) error {
 		if err := s.store.ReleaseEmail(ctx, email, claim.UserID); err != nil {
 			return fmt.Errorf("release dangling claim: %w", err)
 		}
+		s.claims.drop(email)
 		s.log.Warn("released dangling email claim", "event", "claim_released", "user_id", claim.UserID)
 	}
 	return ErrConflict

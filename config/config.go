@@ -454,8 +454,8 @@ func (c *Config) validate() error {
 	if c.Session.CacheTTL < 0 || c.Session.CacheTTL > time.Minute {
 		bad("session.cache_ttl", "must be between 0s and 1m, got %s", c.Session.CacheTTL)
 	}
-	if c.Session.RecentSignIn < time.Minute || c.Session.RecentSignIn > c.Session.AbsoluteTimeout {
-		bad("session.recent_sign_in", "must be between 1m and session.absolute_timeout, got %s", c.Session.RecentSignIn)
+	if c.Session.RecentSignIn < time.Minute || c.Session.RecentSignIn > 24*time.Hour {
+		bad("session.recent_sign_in", "must be between 1m and 24h, got %s", c.Session.RecentSignIn)
 	}
 
 	if c.SMTP.Host != "" {
