@@ -2,6 +2,9 @@ package accounts
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,17 +21,18 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Auth, error) 
 	if !ok {
 		return Auth{}, ErrUnauthenticated
 	}
-	hash := hashSecret(secret)
+	sum := sha256.Sum256([]byte(secret))
 	now := s.now()
 	// A cache hit is trusted only while the recorded activity is fresh
 	// enough; past that the store path runs, which records the activity, so
 	// a busy session never looks idle to the store (or to other instances).
-	if a, ok := s.cache.get(id, now); ok && now.Sub(a.Session.LastSeenAt) < s.touchInterval() {
-		if !equalHash(a.Session.SecretHash, hash) || !s.alive(a.Session, now) {
+	if e, ok := s.cache.get(id, now); ok && now.Sub(e.auth.Session.LastSeenAt) < s.touchInterval() {
+		if subtle.ConstantTimeCompare(sum[:], e.secretSum[:]) != 1 || !s.alive(e.auth.Session, now) {
 			return Auth{}, ErrUnauthenticated
 		}
-		return a, nil
+		return e.auth, nil
 	}
+	hash := hex.EncodeToString(sum[:])
 	sess, err := s.store.Session(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Auth{}, ErrUnauthenticated
@@ -63,7 +67,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Auth, error) 
 			a.Providers = append(a.Providers, id.Provider)
 		}
 	}
-	s.cache.put(id, a, now)
+	s.cache.put(id, a, sum, now)
 	return a, nil
 }
 
@@ -166,28 +170,30 @@ type sessionCache struct {
 }
 
 type cacheEntry struct {
-	auth  Auth
-	until time.Time
+	auth Auth
+	// secretSum is the session secret's SHA-256, as bytes, for cheap hits.
+	secretSum [sha256.Size]byte
+	until     time.Time
 }
 
 func newSessionCache(ttl time.Duration) *sessionCache {
 	return &sessionCache{ttl: ttl, m: make(map[string]cacheEntry)}
 }
 
-func (c *sessionCache) get(id string, now time.Time) (Auth, bool) {
+func (c *sessionCache) get(id string, now time.Time) (cacheEntry, bool) {
 	if c.ttl <= 0 {
-		return Auth{}, false
+		return cacheEntry{}, false
 	}
 	c.mu.RLock()
 	e, ok := c.m[id]
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.until) {
-		return Auth{}, false
+		return cacheEntry{}, false
 	}
-	return e.auth, true
+	return e, true
 }
 
-func (c *sessionCache) put(id string, a Auth, now time.Time) {
+func (c *sessionCache) put(id string, a Auth, sum [sha256.Size]byte, now time.Time) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -196,7 +202,7 @@ func (c *sessionCache) put(id string, a Auth, now time.Time) {
 	if len(c.m) >= maxCachedSessions {
 		c.m = make(map[string]cacheEntry)
 	}
-	c.m[id] = cacheEntry{auth: a, until: now.Add(c.ttl)}
+	c.m[id] = cacheEntry{auth: a, secretSum: sum, until: now.Add(c.ttl)}
 }
 
 func (c *sessionCache) drop(id string) {

@@ -34,6 +34,12 @@ type sessionJSON struct {
 	LastSeenAt time.Time `json:"last_seen_at"`
 }
 
+// sessionResponse answers GET /api/v1/session, the hottest API call.
+type sessionResponse struct {
+	Session sessionJSON `json:"session"`
+	User    userJSON    `json:"user"`
+}
+
 type sessionListItem struct {
 	ID         string    `json:"id"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -178,9 +184,9 @@ func (s *Server) handleAPISession() http.Handler {
 		if !ok {
 			return
 		}
-		s.respond.json(w, http.StatusOK, map[string]any{
-			"user":    toUserJSON(a.User, a.Providers),
-			"session": sessionJSON{ID: a.Session.ID, CreatedAt: a.Session.CreatedAt, ExpiresAt: a.Session.ExpiresAt, LastSeenAt: a.Session.LastSeenAt},
+		s.respond.json(w, http.StatusOK, sessionResponse{
+			User:    toUserJSON(a.User, a.Providers),
+			Session: sessionJSON{ID: a.Session.ID, CreatedAt: a.Session.CreatedAt, ExpiresAt: a.Session.ExpiresAt, LastSeenAt: a.Session.LastSeenAt},
 		})
 	})
 }

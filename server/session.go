@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -24,7 +25,17 @@ type sessionStore struct {
 	codecs  []securecookie.Codec
 	options sessions.Options
 	svc     *accounts.Service
+	// verified remembers cookie values whose signature was checked, so
+	// that a busy session's checks skip the HMAC. An identical value
+	// verifies identically; the session itself is still checked each time.
+	verified struct {
+		sync.RWMutex
+		m map[string]string // cookie value → token
+	}
 }
+
+// maxVerifiedCookies bounds the verified-cookie memo; past it, it starts over.
+const maxVerifiedCookies = 50_000
 
 var _ sessions.Store = (*sessionStore)(nil)
 
@@ -80,14 +91,27 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 // token returns the verified-signature token of the request's cookie, or "".
 func (st *sessionStore) token(r *http.Request) string {
 	c, err := r.Cookie(st.name)
-	if err != nil || c.Value == "" {
+	if err != nil || c.Value == "" || len(c.Value) > 1024 {
 		return ""
+	}
+	st.verified.RLock()
+	token, ok := st.verified.m[c.Value]
+	st.verified.RUnlock()
+	if ok {
+		return token
 	}
 	var raw []byte
 	if err := securecookie.DecodeMulti(st.name, c.Value, &raw, st.codecs...); err != nil {
 		return ""
 	}
-	return string(raw)
+	token = string(raw)
+	st.verified.Lock()
+	if st.verified.m == nil || len(st.verified.m) >= maxVerifiedCookies {
+		st.verified.m = make(map[string]string)
+	}
+	st.verified.m[c.Value] = token
+	st.verified.Unlock()
+	return token
 }
 
 // auth checks the request's session. It returns nil (and no error) when
