@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -187,19 +189,26 @@ func (s *Server) handleVerifyForm() http.Handler {
 }
 
 func (s *Server) handleResendForm() http.Handler {
+	return s.handleMailRequestForm(s.svc.ResendVerification, "resend", s.cfg.VerifyTTL,
+		func(r *http.Request, _, msg string) web.Page {
+			return web.VerifyPage{Base: s.pageBase(r, ""), Error: msg}
+		})
+}
+
+// handleMailRequestForm serves the forms that take an address and may
+// mail it a link; the check-inbox answer is the same whatever the address.
+func (s *Server) handleMailRequestForm(request func(context.Context, string, accounts.Client) error, kind string, ttl time.Duration, errPage func(r *http.Request, email, msg string) web.Page) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := parseForm(r); err != nil {
 			s.respond.htmlError(w, r, err)
 			return
 		}
 		email := r.PostForm.Get("email")
-		if err := s.svc.ResendVerification(r.Context(), email, s.client(r)); err != nil {
-			s.formError(w, r, err, func(msg string) web.Page {
-				return web.VerifyPage{Base: s.pageBase(r, ""), Error: msg}
-			})
+		if err := request(r.Context(), email, s.client(r)); err != nil {
+			s.formError(w, r, err, func(msg string) web.Page { return errPage(r, email, msg) })
 			return
 		}
-		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "resend", ValidFor: mail.HumanDuration(s.cfg.VerifyTTL)})
+		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: kind, ValidFor: mail.HumanDuration(ttl)})
 	})
 }
 
@@ -262,20 +271,10 @@ func (s *Server) handleForgotPage() http.Handler {
 }
 
 func (s *Server) handleForgotForm() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := parseForm(r); err != nil {
-			s.respond.htmlError(w, r, err)
-			return
-		}
-		email := r.PostForm.Get("email")
-		if err := s.svc.ForgotPassword(r.Context(), email, s.client(r)); err != nil {
-			s.formError(w, r, err, func(msg string) web.Page {
-				return web.ForgotPage{Base: s.pageBase(r, ""), Email: email, Error: msg}
-			})
-			return
-		}
-		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "reset", ValidFor: mail.HumanDuration(s.cfg.ResetTTL)})
-	})
+	return s.handleMailRequestForm(s.svc.ForgotPassword, "reset", s.cfg.ResetTTL,
+		func(r *http.Request, email, msg string) web.Page {
+			return web.ForgotPage{Base: s.pageBase(r, ""), Email: email, Error: msg}
+		})
 }
 
 func (s *Server) resetPage(r *http.Request, p web.ResetPage) web.ResetPage {

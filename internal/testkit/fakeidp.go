@@ -419,18 +419,7 @@ func (c *Client) SignInWith(start string) *Response {
 // FollowToCallback follows a redirect to a provider and back to the gateway.
 func (c *Client) FollowToCallback(r *Response) *Response {
 	c.tb.Helper()
-	if r.Status != http.StatusFound && r.Status != http.StatusSeeOther {
-		c.tb.Fatalf("start of provider flow: status %d; want a redirect to the provider\n%s", r.Status, r.Body)
-	}
-	idp := c.Get(r.Header.Get("Location"))
-	if idp.Status != http.StatusFound {
-		c.tb.Fatalf("provider authorize: status %d; want 302\n%s", idp.Status, idp.Body)
-	}
-	back := idp.Header.Get("Location")
-	if !strings.HasPrefix(back, c.Base) {
-		c.tb.Fatalf("provider redirected to %s; want the gateway's callback", back)
-	}
-	return c.Get(strings.TrimPrefix(back, c.Base))
+	return c.Get(c.CallbackFrom(r))
 }
 
 // String describes a user for test messages.
