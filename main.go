@@ -169,8 +169,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("providers: %w", err)
 	}
 	var providerIDs []string
+	providerLabels := map[string]string{}
 	for _, p := range registry.Providers() {
 		providerIDs = append(providerIDs, p.ID)
+		providerLabels[p.ID] = p.Label
 	}
 
 	a2 := cfg.Password.Argon2
@@ -186,6 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MailInterval:    cfg.RateLimits.MailInterval,
 		MailPerHour:     cfg.RateLimits.MailPerHour,
 		Providers:       providerIDs,
+		ProviderLabels:  providerLabels,
 		RecentAuth:      cfg.Session.RecentSignIn,
 
 		AutoLinkVerifiedEmail: cfg.Providers.AutoLinkVerifiedEmail,

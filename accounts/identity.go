@@ -325,6 +325,7 @@ func (s *Service) LinkWithPassword(ctx context.Context, raw, password, previous 
 		return User{}, NewSession{}, "", fmt.Errorf("load login failures: %w", err)
 	}
 	if wait := s.lockout(failures); wait > 0 {
+		s.log.Info("login locked out", "event", "login_locked", "failures", failures.Count)
 		return User{}, NewSession{}, "", &RateLimitError{RetryAfter: wait}
 	}
 	u, err := s.store.User(ctx, t.UserID)
@@ -337,6 +338,11 @@ func (s *Service) LinkWithPassword(ctx context.Context, raw, password, previous 
 	}
 	if !ok {
 		return User{}, NewSession{}, "", s.loginFailed(ctx, t.Email)
+	}
+	if failures.Count > 0 {
+		if err := s.store.ClearLoginFailures(ctx, t.Email); err != nil {
+			s.log.Warn("clear login failures", "error", err)
+		}
 	}
 	return s.completeLink(ctx, t, u, previous, c)
 }
@@ -366,7 +372,7 @@ func (s *Service) RequestLinkMail(ctx context.Context, raw string, c Client) err
 	account := firstNonEmpty(t.Profile.Email, t.Profile.Username, t.Profile.Name)
 	return s.mailer.Send(ctx, Mail{
 		To: t.Email, Kind: MailLinkConfirm, Link: s.mailLink("/auth/link/confirm", confirm, ""),
-		ValidFor: linkTTL, Provider: t.Profile.Provider, ProviderAccount: account,
+		ValidFor: linkTTL, Provider: firstNonEmpty(s.cfg.ProviderLabels[t.Profile.Provider], t.Profile.Provider), ProviderAccount: account,
 	})
 }
 

@@ -30,8 +30,10 @@ type Config struct {
 	// kind group (AB-2): at most one per MailInterval, MailPerHour an hour.
 	MailInterval time.Duration
 	MailPerHour  int
-	// Providers lists the configured sign-in providers by id.
-	Providers []string
+	// Providers lists the configured sign-in providers by id;
+	// ProviderLabels names them for people ("google" → "Google").
+	Providers      []string
+	ProviderLabels map[string]string
 	// AutoLinkVerifiedEmail links a provider identity to the existing
 	// account with the same verified address without asking its owner for
 	// proof. Off by default (LK-2).

@@ -221,7 +221,9 @@ func (s *Server) loginPage(r *http.Request, p web.LoginPage) web.LoginPage {
 func (s *Server) handleLoginPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.URL.Query().Get("return_to")
-		if _, ok := authFrom(r.Context()); ok && target != "" {
+		// A signed-in user is sent on, unless they were sent here to sign
+		// in again for a sensitive change.
+		if _, ok := authFrom(r.Context()); ok && target != "" && r.URL.Query().Get("notice") != "reauth" {
 			s.redirectSignedIn(w, r, target)
 			return
 		}

@@ -61,8 +61,9 @@ func (s *Server) routes() http.Handler {
 	// Forward auth for nginx auth_request, Traefik forwardAuth, Caddy forward_auth.
 	r.Handle("/auth/check", s.handleAuthCheck())
 	// Provider routes after the fixed /auth/... paths, which they would shadow.
-	r.Handle("/auth/{provider}", s.handleProviderBegin()).Methods(get...)
-	r.Handle("/auth/{provider}/callback", s.handleProviderCallback()).Methods(get...)
+	// GET only: a HEAD must neither start a flow nor use up a callback's state.
+	r.Handle("/auth/{provider}", s.handleProviderBegin()).Methods(http.MethodGet)
+	r.Handle("/auth/{provider}/callback", s.handleProviderCallback()).Methods(http.MethodGet)
 
 	// Operations.
 	r.Handle("/healthz", s.handleHealthz()).Methods(get...)

@@ -136,6 +136,9 @@ func (s *Server) provider(id string) (*providers.Provider, bool) {
 // none of these is a server failure (OA-6).
 func (s *Server) providerError(w http.ResponseWriter, r *http.Request, id string, err error) {
 	label := s.providerLabel(id)
+	if label == "" {
+		label = "the provider"
+	}
 	var status int
 	var heading, msg string
 	switch {
@@ -275,7 +278,11 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, ns accounts.
 		}
 		s.redirectSignedIn(w, r, target)
 	case errors.Is(err, accounts.ErrTokenInvalid):
-		s.clearCookie(w, linkCookie)
+		// A bad mailed confirmation leaves a live pending link alone: the
+		// person may still prove the account another way.
+		if _, perr := s.svc.PendingLink(r.Context(), s.cookieValue(r, linkCookie)); perr != nil {
+			s.clearCookie(w, linkCookie)
+		}
 		s.providerError(w, r, "", providers.ErrState)
 	case errors.Is(err, accounts.ErrIdentityLinked), errors.Is(err, accounts.ErrProviderLinked):
 		s.providerError(w, r, "", err)
