@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +66,24 @@ type Gateway struct {
 
 // Start runs a gateway and stops it when the test ends.
 func Start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) *Gateway {
+	tb.Helper()
+	// A port that FreeAddr found free can be taken by someone else before
+	// the gateway binds it (the suite runs many servers and connections at
+	// once); such a start is retried, on a new port unless opts.Addr fixes it.
+	for attempt := 1; ; attempt++ {
+		g, err := start(tb, run, smtp, opts)
+		if err == nil {
+			return g
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			tb.Fatalf("gateway exited during startup: %v\nlogs:\n%s", err, g.Logs())
+		}
+		tb.Logf("start attempt %d: %v; retrying", attempt, err)
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
+}
+
+func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway, error) {
 	tb.Helper()
 	g := &Gateway{run: run, SMTP: smtp, opts: opts, logs: &SyncBuffer{}}
 	g.DataDir = opts.DataDir
@@ -116,32 +136,46 @@ func Start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) *Gateway 
 	go func() {
 		g.done <- run(ctx, []string{"-config", cfgFile}, func(k string) string { return g.env[k] }, g.logs)
 	}()
+	if err := g.waitHealthy(tb); err != nil {
+		g.stop()
+		return g, err
+	}
 	tb.Cleanup(func() { g.stop() })
-	g.waitHealthy(tb)
-	return g
+	return g, nil
 }
 
-// waitHealthy polls /healthz until the gateway answers.
-func (g *Gateway) waitHealthy(tb testing.TB) {
+// waitHealthy waits until this gateway has bound its address (it logs
+// "gatehouse starting" after that; until then another server could answer on
+// the port) and then polls /healthz until it answers. It returns run's error
+// if the gateway exits first.
+func (g *Gateway) waitHealthy(tb testing.TB) error {
 	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-g.done:
 			g.done <- err
-			tb.Fatalf("gateway exited during startup: %v\nlogs:\n%s", err, g.Logs())
+			if err == nil {
+				err = errors.New("run returned nil")
+			}
+			return err
 		default:
+		}
+		if !strings.Contains(g.Logs(), "gatehouse starting") {
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		resp, err := http.Get(g.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	tb.Fatalf("gateway not healthy after 60s\nlogs:\n%s", g.Logs())
+	return nil
 }
 
 // Stop cancels the gateway's context (what SIGTERM does) and returns run's
@@ -193,15 +227,49 @@ func (g *Gateway) Logs() string { return g.logs.String() }
 // Env returns the configuration variables the gateway was started with.
 func (g *Gateway) Env() map[string]string { return g.env }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address with a port that was free a moment ago
+// and that FreeAddr has not handed out before in this process. The port
+// comes from below the kernel's ephemeral range: ports from bind(":0") and
+// outgoing connections (which the suite makes by the thousand, and which
+// the embedded databases and browsers listen on) are taken from that range
+// and could grab the port before its server binds it.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
+	lo := ephemeralStart()
+	for range 1000 {
+		port := freeAddrMin + mathrand.IntN(lo-freeAddrMin)
+		if _, taken := freeAddrUsed.LoadOrStore(port, true); taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	tb.Fatal("find a free port: none free below the ephemeral range")
+	return ""
+}
+
+// freeAddrMin is the lowest port FreeAddr hands out.
+const freeAddrMin = 20000
+
+var freeAddrUsed sync.Map // port -> true
+
+// ephemeralStart returns the first port of the kernel's ephemeral range
+// (Linux's default when it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > freeAddrMin+1000 {
+				return lo
+			}
+		}
+	}
+	return 32768
 }
 
 // NewDatabaseName returns a fresh database name for a test.
