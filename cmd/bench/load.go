@@ -167,12 +167,18 @@ func (b *bench) awaitQuiet(ctx context.Context, pid int) {
 
 // result turns a tally into a Result with the memory and CPU seen meanwhile.
 func (m *measurement) result(phase, name string, workers int, t tally) Result {
-	r := Result{Phase: phase, Name: name, Workers: workers, Count: t.ok, Status: t.status}
+	r := t.result(phase, name, workers)
 	r.Gateway = m.gw.stop()
 	r.BenchMiB = m.bench.stop().Peak
 	r.CPU.Gateway = cpuSeconds(m.pid) - m.cpu0[0]
 	r.CPU.Bench = cpuSeconds(0) - m.cpu0[1]
 	r.CPU.Others = max(0, machineBusySeconds()-m.cpu0[2]-r.CPU.Gateway-r.CPU.Bench)
+	return r
+}
+
+// result sets a Result's counts, rate and latencies from the tally.
+func (t *tally) result(phase, name string, workers int) Result {
+	r := Result{Phase: phase, Name: name, Workers: workers, Count: t.ok, Status: t.status}
 	r.Seconds = t.elapsed.Seconds()
 	if r.Seconds > 0 {
 		r.Rate = float64(t.ok) / r.Seconds
@@ -182,6 +188,41 @@ func (m *measurement) result(phase, name string, workers int, t tally) Result {
 	if t.firstErr != nil {
 		r.Note = "first error: " + t.firstErr.Error()
 	}
+	return r
+}
+
+// series is one measurement taken in slices, each watched on its own; its
+// result is their sum.
+type series struct {
+	t   tally
+	sum Result // memory and CPU
+	n   int
+}
+
+// run measures one more slice: workers running newOp's op for d.
+func (s *series) run(ctx context.Context, b *bench, workers int, d time.Duration, newOp func(w int) op) {
+	m := b.watch(ctx, b.gw.pid())
+	t := runLoad(ctx, workers, d, 0, newOp)
+	r := m.result("", "", workers, t)
+	if s.n == 0 {
+		s.t = tally{status: map[string]int64{}}
+		s.sum.Gateway.Before = r.Gateway.Before
+	}
+	s.n++
+	s.t.merge(&t)
+	s.t.elapsed += t.elapsed
+	g := &s.sum.Gateway
+	g.Peak, g.HWM, g.End = max(g.Peak, r.Gateway.Peak), max(g.HWM, r.Gateway.HWM), r.Gateway.End
+	s.sum.BenchMiB = max(s.sum.BenchMiB, r.BenchMiB)
+	s.sum.CPU.Gateway += r.CPU.Gateway
+	s.sum.CPU.Bench += r.CPU.Bench
+	s.sum.CPU.Others += r.CPU.Others
+}
+
+// result returns the sum of the slices.
+func (s *series) result(phase, name string, workers int) Result {
+	r := s.t.result(phase, name, workers)
+	r.Gateway, r.BenchMiB, r.CPU = s.sum.Gateway, s.sum.BenchMiB, s.sum.CPU
 	return r
 }
 

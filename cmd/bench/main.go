@@ -8,7 +8,8 @@
 //	go run ./cmd/bench -skip 5 -duration 5s -json out.json
 //
 // Phases: 1 the argon2id floor (hashes/s in this process with the gateway's
-// parameters), 2 login throughput against it, 3 session checks against the
+// parameters), 2 login throughput against it (the logins and the floor
+// alternate in slices, so both see the same machine), 3 session checks against the
 // no-op /healthz, 4 500 logins at once, 5 session checks with many sessions
 // stored. Every load loop is bounded in time and count and targets only
 // 127.0.0.1; performance is measured here, never asserted.
@@ -48,6 +49,7 @@ type settings struct {
 	JSON        string        `json:"-"`
 	Duration    time.Duration `json:"duration_ns"`
 	Concurrency int           `json:"login_concurrency"`
+	Rounds      int           `json:"login_rounds"`
 	Clients     int           `json:"check_clients"`
 	Users       int           `json:"users"`
 	Overload    int           `json:"overload"`
@@ -67,6 +69,7 @@ func parseFlags(args []string, out io.Writer) (settings, error) {
 	fl.StringVar(&o.JSON, "json", "", "also write machine-readable results to this `file`")
 	fl.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each measurement")
 	fl.IntVar(&o.Concurrency, "concurrency", 2*runtime.NumCPU(), "concurrent login clients (phase 2)")
+	fl.IntVar(&o.Rounds, "rounds", 5, "slices in which phase 2 alternates the login load and the floor")
 	fl.IntVar(&o.Clients, "clients", 16, "concurrent keep-alive clients for session checks (phases 3, 5)")
 	fl.IntVar(&o.Users, "users", 20, "verified users to create (at most 90: the dev mailbox keeps 100 mails)")
 	fl.IntVar(&o.Overload, "overload", 500, "logins fired at once (phase 4)")
@@ -88,6 +91,8 @@ func parseFlags(args []string, out io.Writer) (settings, error) {
 		return o, errors.New("-duration: between 1s and 10m")
 	case o.Users < 1 || o.Users > 90:
 		return o, errors.New("-users: between 1 and 90")
+	case o.Rounds < 1 || o.Rounds > 100:
+		return o, errors.New("-rounds: between 1 and 100")
 	case o.Concurrency < 1 || o.Clients < 1 || o.Overload < 1 || o.Distinct < 1:
 		return o, errors.New("-concurrency, -clients, -overload and -distinct must be positive")
 	case o.Concurrency > 1000 || o.Clients > 1000 || o.Overload > 5000 || o.Distinct > 10_000:
@@ -119,7 +124,8 @@ type bench struct {
 	bin, tmp string
 	gw       *gateway
 	users    []user
-	floor    Result
+	floor    Result // phase 1
+	loginRef Result // phase 2's interleaved floor
 	results  []Result
 	warnings []string
 	out      io.Writer

@@ -158,9 +158,9 @@ func (b *bench) printSummary() {
 		case strings.HasSuffix(r.Name, "/healthz"):
 			noop = r
 		case r.Phase == "2 login" && r.Ratio > 0:
-			ref = b.floor
-			line = fmt.Sprintf("login: %.1f/s = %.1f%% of the argon2id floor (%.1f/s); by CPU per op %.1f%% (%.0f µs per login, %.0f µs per bare hash); goal ≥ 90%%",
-				r.Rate, 100*r.Ratio, b.floor.Rate, 100*r.CPURatio, c.GatewayPerOp, b.floor.CPU.BenchPerOp)
+			ref = b.loginRef
+			line = fmt.Sprintf("login: %.1f/s = %.1f%% of the argon2id floor measured in between (%.1f/s); by CPU per op %.1f%% (%.0f µs per login, %.0f µs per bare hash); goal ≥ 90%%",
+				r.Rate, 100*r.Ratio, ref.Rate, 100*r.CPURatio, c.GatewayPerOp, ref.CPU.BenchPerOp)
 		case r.Phase == "3 session check":
 			ref = noop
 			line = fmt.Sprintf("%s: %.0f/s = %.1f%% of the no-op, by CPU per op %.1f%% (%.0f µs); p50 %.2f ms, p99 %.2f ms; gateway RSS peak %.0f MiB",
