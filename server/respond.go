@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -86,13 +87,17 @@ type responder struct {
 }
 
 // logIf logs 5xx answers with the underlying error; the client sees only the
-// generic message.
+// generic message. A request whose client hung up fails with its context
+// canceled: that is no outage, so it is logged at debug level.
 func (rs *responder) logIf(r *http.Request, ae *apiError, err error) {
 	if ae.Status < 500 {
 		return
 	}
 	level := slog.LevelError
-	if ae.Status == http.StatusServiceUnavailable {
+	switch {
+	case errors.Is(context.Cause(r.Context()), context.Canceled):
+		level = slog.LevelDebug
+	case ae.Status == http.StatusServiceUnavailable:
 		level = slog.LevelWarn
 	}
 	rs.log.Log(r.Context(), level, "request failed", "request_id", requestID(r), "status", ae.Status, "code", ae.Code, "error", err)
