@@ -433,7 +433,7 @@ func originSet(list []string) map[string]bool {
 // providerConfigs maps the configuration to the providers'; one without a
 // client id is not offered.
 func providerConfigs(c config.Providers) []providers.Config {
-	return []providers.Config{
+	out := []providers.Config{
 		{
 			ID: "google", Label: "Google", Kind: providers.KindGoogle,
 			ClientID: c.Google.ClientID, ClientSecret: c.Google.ClientSecret.Reveal(),
@@ -446,6 +446,14 @@ func providerConfigs(c config.Providers) []providers.Config {
 			AuthURL: c.GitHub.AuthURL, TokenURL: c.GitHub.TokenURL, APIURL: c.GitHub.APIURL,
 		},
 	}
+	for _, o := range c.OIDC {
+		out = append(out, providers.Config{
+			ID: o.ID, Label: o.Label, Kind: providers.KindOIDC,
+			ClientID: o.ClientID, ClientSecret: o.ClientSecret.Reveal(), Issuer: o.Issuer,
+			AuthURL: o.AuthURL, TokenURL: o.TokenURL, JWKSURL: o.JWKSURL,
+		})
+	}
+	return out
 }
 
 // devMailboxRows adapts the development mailbox to the page's rows.

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -165,8 +166,35 @@ type ForwardAuth struct {
 type Providers struct {
 	Google                Google `yaml:"google"`
 	GitHub                GitHub `yaml:"github"`
+	OIDC                  []OIDC `yaml:"oidc"`
 	AutoLinkVerifiedEmail bool   `yaml:"auto_link_verified_email"`
 }
+
+// OIDC configures "Sign in with <Label>" for any OpenID Connect provider
+// (Microsoft, GitLab, Keycloak, …). Its endpoints come from the issuer's
+// discovery document at startup, unless auth_url, token_url and jwks_url
+// are all set. Environment variables cannot add entries; they can set an
+// entry's client id and secret: GATEHOUSE_PROVIDERS_OIDC_<ID>_CLIENT_SECRET
+// (the id upper-cased, "-" as "_").
+type OIDC struct {
+	ID           string `yaml:"id"`
+	Label        string `yaml:"label"`
+	Issuer       string `yaml:"issuer"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret Secret `yaml:"client_secret"`
+	AuthURL      string `yaml:"auth_url"`
+	TokenURL     string `yaml:"token_url"`
+	JWKSURL      string `yaml:"jwks_url"`
+}
+
+// OIDCEnvName returns the variable that sets field (client_id or
+// client_secret) of the providers.oidc entry with id.
+func OIDCEnvName(id, field string) string {
+	return EnvName("providers.oidc." + strings.ReplaceAll(id, "-", "_") + "." + field)
+}
+
+// oidcID is what an entry's id may be: it names the routes /auth/{id}.
+var oidcID = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // Google configures "Sign in with Google"; endpoints default to Google's.
 type Google struct {
@@ -210,6 +238,15 @@ func Load(defaults []byte, path string, getenv func(string) string) (*Config, er
 	if err := applyEnv(reflect.ValueOf(&c).Elem(), "", getenv); err != nil {
 		return nil, err
 	}
+	for i := range c.Providers.OIDC {
+		p := &c.Providers.OIDC[i]
+		if v := getenv(OIDCEnvName(p.ID, "client_id")); v != "" {
+			p.ClientID = v
+		}
+		if v := getenv(OIDCEnvName(p.ID, "client_secret")); v != "" {
+			p.ClientSecret = Secret(v)
+		}
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -247,6 +284,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 				return fmt.Errorf("line %d: %s: null is not a valid item", item.Line, strings.TrimSuffix(prefix, "."))
 			}
 		}
+	}
+	if n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct {
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if t.Kind() != reflect.Struct {
 		return nil
@@ -306,6 +351,9 @@ func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error 
 		raw := getenv(env)
 		if raw == "" {
 			continue
+		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			return fmt.Errorf("%s (%s): a list of entries is set in the config file, not in a variable", key, env)
 		}
 		if err := setFromString(fv, raw); err != nil {
 			return fmt.Errorf("%s (%s): %w", key, env, err)
@@ -550,7 +598,45 @@ func (c *Config) validate() error {
 			bad("providers.github."+key, "must be an http(s) URL, got %q", u)
 		}
 	}
+	c.validateOIDC(bad)
 	return errors.Join(errs...)
+}
+
+// validateOIDC checks the providers.oidc entries.
+func (c *Config) validateOIDC(bad func(key, format string, args ...any)) {
+	seen := map[string]bool{"google": true, "github": true}
+	for i, p := range c.Providers.OIDC {
+		key := fmt.Sprintf("providers.oidc[%d]", i)
+		switch {
+		case !oidcID.MatchString(p.ID):
+			bad(key+".id", "must be 1-32 lower-case letters, digits and '-', starting with a letter, got %q", p.ID)
+		case seen[p.ID]:
+			bad(key+".id", "%q is taken by another provider", p.ID)
+		}
+		seen[p.ID] = true
+		if strings.TrimSpace(p.Label) == "" {
+			bad(key+".label", "must be set: buttons say \"Continue with <label>\"")
+		}
+		if !isHTTPURL(p.Issuer) {
+			bad(key+".issuer", "must be the provider's http(s) issuer URL, got %q", p.Issuer)
+		}
+		if p.ClientID == "" || p.ClientSecret == "" {
+			bad(key, "client_id and client_secret must be set (%s, %s)", OIDCEnvName(p.ID, "client_id"), OIDCEnvName(p.ID, "client_secret"))
+		}
+		set := 0
+		for k, u := range map[string]string{"auth_url": p.AuthURL, "token_url": p.TokenURL, "jwks_url": p.JWKSURL} {
+			if u == "" {
+				continue
+			}
+			set++
+			if !isHTTPURL(u) {
+				bad(key+"."+k, "must be an http(s) URL, got %q", u)
+			}
+		}
+		if set != 0 && set != 3 {
+			bad(key, "set all of auth_url, token_url and jwks_url, or none to use discovery")
+		}
+	}
 }
 
 // ParseOrigin checks that s is exactly scheme://host[:port] (an origin as a

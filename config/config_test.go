@@ -259,6 +259,15 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"env: not a duration", "", map[string]string{"GATEHOUSE_SESSION_IDLE_TIMEOUT": "a week"}, "session.idle_timeout"},
 		{"env: not a bool", "", map[string]string{"GATEHOUSE_DEV_MODE": "perhaps"}, "dev_mode"},
 		{"env: bad origin in a list", "", map[string]string{"GATEHOUSE_CORS_ALLOWED_ORIGINS": "http://a.example, null"}, "cors.allowed_origins"},
+		{"oidc: unknown key in an entry", "providers:\n  oidc:\n    - id: kc\n      isuer: https://sso.example\n", nil, "providers.oidc[0].isuer"},
+		{"oidc: id with capitals", "providers:\n  oidc:\n    - id: KC\n      label: K\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].id"},
+		{"oidc: id of a built-in provider", "providers:\n  oidc:\n    - id: google\n      label: G\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].id"},
+		{"oidc: duplicate id", "providers:\n  oidc:\n    - {id: kc, label: K, issuer: \"https://a.example\", client_id: a, client_secret: b}\n    - {id: kc, label: K, issuer: \"https://b.example\", client_id: a, client_secret: b}\n", nil, "providers.oidc[1].id"},
+		{"oidc: no label", "providers:\n  oidc:\n    - id: kc\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].label"},
+		{"oidc: issuer not a URL", "providers:\n  oidc:\n    - id: kc\n      label: K\n      issuer: sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].issuer"},
+		{"oidc: no secret", "providers:\n  oidc:\n    - id: kc\n      label: K\n      issuer: https://sso.example\n      client_id: a\n", nil, "GATEHOUSE_PROVIDERS_OIDC_KC_CLIENT_SECRET"},
+		{"oidc: some endpoints", "providers:\n  oidc:\n    - id: kc\n      label: KC\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n      auth_url: https://sso.example/auth\n", nil, "providers.oidc[0]"},
+		{"oidc: a list from a variable", "", map[string]string{"GATEHOUSE_PROVIDERS_OIDC": "kc"}, "providers.oidc"},
 		{"no secret outside dev mode", "dev_mode: false\n", nil, "session.secret"},
 		{"short secret outside dev mode", "dev_mode: false\nsession:\n  secret: short\n", nil, "session.secret"},
 	}
@@ -376,5 +385,23 @@ func TestSecretNeverPrints(t *testing.T) {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("validation error prints the secret %q: %v", s, err)
 		}
+	}
+}
+
+// TestLoadOIDC: a providers.oidc entry from the file, its client id and
+// secret from the environment under a name derived from its id.
+func TestLoadOIDC(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "providers:\n  oidc:\n    - id: corp-sso\n      label: Corp SSO\n      issuer: https://sso.example/realms/main\n      client_id: from-file\n")
+	c, err := Load(defaults(t), path, envFunc(map[string]string{
+		"GATEHOUSE_PROVIDERS_OIDC_CORP_SSO_CLIENT_ID":     "from-env",
+		"GATEHOUSE_PROVIDERS_OIDC_CORP_SSO_CLIENT_SECRET": "s3cret",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OIDC{{ID: "corp-sso", Label: "Corp SSO", Issuer: "https://sso.example/realms/main", ClientID: "from-env", ClientSecret: "s3cret"}}
+	if diff := cmp.Diff(want, c.Providers.OIDC); diff != "" {
+		t.Errorf("providers.oidc (-want +got):\n%s", diff)
 	}
 }

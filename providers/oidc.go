@@ -3,8 +3,10 @@ package providers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/markbates/goth/providers/openidConnect"
@@ -34,6 +36,43 @@ func withGoogleDefaults(c Config) Config {
 	def(&c.JWKSURL, googleJWKSURL)
 	def(&c.Issuer, googleIssuer)
 	return c
+}
+
+// discovery bounds how long startup waits for an issuer's discovery document.
+const (
+	discoveryTries = 3
+	discoveryPause = 2 * time.Second
+)
+
+// discover fills c's endpoints from the issuer's discovery document
+// (<issuer>/.well-known/openid-configuration). go-oidc refuses a document
+// whose issuer differs from the configured one. A provider that cannot be
+// reached is retried a few times, then startup fails naming it.
+func discover(c Config, client *http.Client) (Config, error) {
+	ctx := oidc.ClientContext(context.Background(), client)
+	var err error
+	for try := 1; try <= discoveryTries; try++ {
+		var p *oidc.Provider
+		if p, err = oidc.NewProvider(ctx, c.Issuer); err == nil {
+			var meta struct {
+				JWKS     string `json:"jwks_uri"`
+				Userinfo string `json:"userinfo_endpoint"`
+			}
+			if err = p.Claims(&meta); err == nil && meta.JWKS == "" {
+				err = errors.New("the discovery document has no jwks_uri")
+			}
+			if err != nil {
+				return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
+			}
+			ep := p.Endpoint()
+			c.AuthURL, c.TokenURL, c.JWKSURL, c.UserinfoURL = ep.AuthURL, ep.TokenURL, meta.JWKS, meta.Userinfo
+			return c, nil
+		}
+		if try < discoveryTries {
+			time.Sleep(discoveryPause)
+		}
+	}
+	return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
 }
 
 // oidcProvider is Google or another OpenID Connect provider: goth's

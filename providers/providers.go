@@ -169,6 +169,10 @@ func newProvider(publicURL string, c Config, client *http.Client) (*Provider, er
 	case KindGoogle, KindOIDC:
 		if c.Kind == KindGoogle {
 			c = withGoogleDefaults(c)
+		} else if c.AuthURL == "" {
+			if c, err = discover(c, client); err != nil {
+				return nil, err
+			}
 		}
 		p.impl, p.oauth, err = newOIDC(c, callback, client)
 	case KindGitHub:

@@ -27,6 +27,9 @@ type IdPKind string
 const (
 	FakeGoogle IdPKind = "google"
 	FakeGitHub IdPKind = "github"
+	// FakeOIDC is a generic OpenID Connect provider (Keycloak-like) that
+	// publishes its endpoints in a discovery document.
+	FakeOIDC IdPKind = "oidc"
 )
 
 // IdPUser is the person signed in at a fake provider.
@@ -90,6 +93,8 @@ type FakeIdP struct {
 	key, otherKey *rsa.PrivateKey
 	algNone       bool
 	badSignature  bool
+	// discoveryIssuer, when set, is the issuer the discovery document claims.
+	discoveryIssuer string
 }
 
 type grant struct {
@@ -123,6 +128,12 @@ func StartIdP(tb testing.TB, kind IdPKind) *FakeIdP {
 		mux.HandleFunc("POST /token", f.token)
 		mux.HandleFunc("GET /oauth2/v3/certs", f.jwks)
 		mux.HandleFunc("GET /v1/userinfo", f.userinfo)
+	case FakeOIDC:
+		mux.HandleFunc("GET /.well-known/openid-configuration", f.discovery)
+		mux.HandleFunc("GET /protocol/openid-connect/auth", f.authorize)
+		mux.HandleFunc("POST /protocol/openid-connect/token", f.token)
+		mux.HandleFunc("GET /protocol/openid-connect/certs", f.jwks)
+		mux.HandleFunc("GET /protocol/openid-connect/userinfo", f.userinfo)
 	case FakeGitHub:
 		mux.HandleFunc("GET /login/oauth/authorize", f.authorize)
 		mux.HandleFunc("POST /login/oauth/access_token", f.token)
@@ -133,6 +144,47 @@ func StartIdP(tb testing.TB, kind IdPKind) *FakeIdP {
 	tb.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
+}
+
+// OIDCConfig returns a config file entry (YAML) for a fake of kind FakeOIDC
+// with route name id, without its client secret (see Env).
+func (f *FakeIdP) OIDCConfig(id, label string) string {
+	return fmt.Sprintf("providers:\n  oidc:\n    - id: %s\n      label: %s\n      issuer: %s\n      client_id: %s\n",
+		id, label, f.URL, f.ClientID)
+}
+
+// OIDCEnv returns the variable that gives the FakeOIDC entry id its secret.
+func (f *FakeIdP) OIDCEnv(id string) map[string]string {
+	return map[string]string{"GATEHOUSE_PROVIDERS_OIDC_" + strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_CLIENT_SECRET": f.ClientSecret}
+}
+
+// discovery serves the OpenID Connect discovery document.
+func (f *FakeIdP) discovery(w http.ResponseWriter, _ *http.Request) {
+	base := f.URL + "/protocol/openid-connect"
+	f.mu.Lock()
+	issuer := f.discoveryIssuer
+	f.mu.Unlock()
+	if issuer == "" {
+		issuer = f.URL
+	}
+	writeJSON(w, map[string]any{
+		"issuer":                                issuer,
+		"authorization_endpoint":                base + "/auth",
+		"token_endpoint":                        base + "/token",
+		"jwks_uri":                              base + "/certs",
+		"userinfo_endpoint":                     base + "/userinfo",
+		"response_types_supported":              []string{"code"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"code_challenge_methods_supported":      []string{"S256"},
+	})
+}
+
+// SetDiscoveryIssuer makes the discovery document claim another issuer.
+func (f *FakeIdP) SetDiscoveryIssuer(issuer string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.discoveryIssuer = issuer
 }
 
 // Env returns the gateway configuration pointing at this fake.

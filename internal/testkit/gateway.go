@@ -41,6 +41,8 @@ type Options struct {
 	DataDir string
 	// Addr reuses a listen address (a restart).
 	Addr string
+	// Config is the content of the config file (YAML); empty by default.
+	Config string
 	// MongoURI points at a database server; Database names the database.
 	MongoURI string
 	Database string
@@ -106,7 +108,7 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	}
 	g.opts.MongoURI, g.opts.Database = uri, g.Database
 	cfgFile := filepath.Join(tb.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfgFile, nil, 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(opts.Config), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	g.env = map[string]string{
