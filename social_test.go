@@ -1716,3 +1716,23 @@ func TestSocialLinkLockout(t *testing.T) {
 		t.Errorf("password login during the back-off started at /auth/link: got %d; want 429", st)
 	}
 }
+
+// TestSocialBeginRateLimited checks that starting provider sign-ins is
+// limited per client IP (each start stores a flow state): over the limit,
+// a 429 page with Retry-After and no redirect to the provider.
+func TestSocialBeginRateLimited(t *testing.T) {
+	t.Parallel()
+	rig := socialStart(t, map[string]string{"GATEHOUSE_RATE_LIMITS_PER_IP": "3"})
+	c := rig.g.Client(t)
+	for i := range 3 {
+		socialWantRedirect(t, fmt.Sprintf("start %d", i+1), c.Get("/auth/google"), http.StatusFound, rig.google.URL)
+	}
+	r := c.Get("/auth/google")
+	socialWantPage(t, "start over the limit", r, http.StatusTooManyRequests)
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("start over the limit: no Retry-After header")
+	}
+	if auths := len(rig.google.Authorizations()); auths != 0 {
+		t.Errorf("the provider saw %d authorization requests; want 0 (the client never followed)", auths)
+	}
+}

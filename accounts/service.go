@@ -108,6 +108,9 @@ const (
 	ActReset  Action = "reset"
 	ActVerify Action = "verify"
 	ActChange Action = "change"
+	// ActProvider is starting a sign-in at a provider: each start stores a
+	// flow state for ten minutes, so it is limited per IP like the others.
+	ActProvider Action = "provider"
 )
 
 // limit applies the per-IP and per-address limits of an action. The address
@@ -129,6 +132,12 @@ func (s *Service) limit(a Action, c Client, email string) error {
 		return &RateLimitError{RetryAfter: wait}
 	}
 	return nil
+}
+
+// LimitProviderStart applies the per-IP limit to starting a provider
+// sign-in; it returns a *RateLimitError when the client is over it.
+func (s *Service) LimitProviderStart(c Client) error {
+	return s.limit(ActProvider, c, "")
 }
 
 // mailGroup groups mail kinds that share a per-address quota. Notices of a

@@ -111,6 +111,10 @@ func (s *Server) handleProviderBegin() http.Handler {
 			s.respond.htmlError(w, r, accounts.ErrNotFound)
 			return
 		}
+		if err := s.svc.LimitProviderStart(s.client(r)); err != nil {
+			s.respond.htmlError(w, r, err)
+			return
+		}
 		target := r.URL.Query().Get("return_to")
 		if target != "" {
 			target = returnTo(target, s.cfg.RedirectHosts)
