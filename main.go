@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	registry, err := providers.NewRegistry(cfg.Server.PublicURL, providerConfigs(cfg.Providers), store,
+	registry, err := providers.NewRegistry(ctx, cfg.Server.PublicURL, providerConfigs(cfg.Providers), store,
 		deriveKey(secret, "gatehouse oauth v1"), &http.Client{Timeout: 10 * time.Second}, logger)
 	if err != nil {
 		return fmt.Errorf("providers: %w", err)

@@ -81,30 +81,55 @@ func TestOIDCProviderByConfig(t *testing.T) {
 	idp.MutateIDToken(nil)
 }
 
-// TestOIDCDiscoveryRefused checks that a discovery document naming another
-// issuer stops the gateway at startup with an error that names the entry.
+// TestOIDCDiscoveryRefused checks that an issuer whose discovery document
+// names another issuer, or that cannot be reached, stops the gateway at
+// startup with an error that names the entry.
 func TestOIDCDiscoveryRefused(t *testing.T) {
+	t.Parallel()
+	mismatch := testkit.StartIdP(t, testkit.FakeOIDC)
+	mismatch.SetDiscoveryIssuer("https://sso.evil.example")
+	unreachable := testkit.StartIdP(t, testkit.FakeOIDC)
+	unreachable.URL = "http://" + testkit.FreeAddr(t) // nothing listens there
+	for name, idp := range map[string]*testkit.FakeIdP{"another issuer": mismatch, "unreachable": unreachable} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(cfg, []byte(idp.OIDCConfig("keycloak", "Keycloak")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{
+				"GATEHOUSE_SERVER_ADDRESS": testkit.FreeAddr(t),
+				"GATEHOUSE_DATA_DIR":       dir,
+			}
+			maps.Copy(env, idp.OIDCEnv("keycloak"))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var logs testkit.SyncBuffer
+			err := run(ctx, []string{"-config", cfg}, func(k string) string { return env[k] }, &logs)
+			if err == nil || !strings.Contains(err.Error(), "keycloak") || !strings.Contains(err.Error(), "discovery") {
+				t.Fatalf("run: got %v; want an error naming the keycloak provider and its discovery", err)
+			}
+			if strings.Contains(logs.String(), "gatehouse starting") {
+				t.Errorf("the gateway started serving despite the failed discovery")
+			}
+		})
+	}
+}
+
+// TestOIDCWithoutDiscovery checks that an entry with its endpoints set
+// never reads the discovery document: here that document names another
+// issuer, so reading it would stop startup.
+func TestOIDCWithoutDiscovery(t *testing.T) {
 	t.Parallel()
 	idp := testkit.StartIdP(t, testkit.FakeOIDC)
 	idp.SetDiscoveryIssuer("https://sso.evil.example")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(idp.OIDCConfig("keycloak", "Keycloak")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"GATEHOUSE_SERVER_ADDRESS": testkit.FreeAddr(t),
-		"GATEHOUSE_DATA_DIR":       dir,
-	}
-	maps.Copy(env, idp.OIDCEnv("keycloak"))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var logs testkit.SyncBuffer
-	err := run(ctx, []string{"-config", cfg}, func(k string) string { return env[k] }, &logs)
-	if err == nil || !strings.Contains(err.Error(), "keycloak") || !strings.Contains(err.Error(), "issuer") {
-		t.Fatalf("run with a discovery document of another issuer: got %v; want an error naming the keycloak provider and the issuer", err)
-	}
-	if strings.Contains(logs.String(), "gatehouse starting") {
-		t.Errorf("the gateway started serving despite the failed discovery")
+	g := testkit.Start(t, run, testkit.StartSMTP(t), testkit.Options{Config: idp.OIDCConfigNoDiscovery("corp-sso", "Corp SSO"), Env: idp.OIDCEnv("corp-sso")})
+	socialNoServerErrors(t, g)
+	c := g.Client(t)
+	email := testkit.Email(t)
+	me := socialWantSignedIn(t, c, "sign-in", socialSignIn(t, c, idp, socialGoogleUser(email), "/auth/corp-sso"), "/account")
+	if me.Email != email || !slices.Equal(me.Providers, []string{"corp-sso"}) {
+		t.Errorf("user %+v; want %s with providers [corp-sso]", me, email)
 	}
 }

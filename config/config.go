@@ -604,14 +604,16 @@ func (c *Config) validate() error {
 
 // validateOIDC checks the providers.oidc entries.
 func (c *Config) validateOIDC(bad func(key, format string, args ...any)) {
-	seen := map[string]bool{"google": true, "github": true}
+	// google and github are the built-in providers; /auth/link and
+	// /auth/check are routes of their own.
+	seen := map[string]bool{"google": true, "github": true, "link": true, "check": true}
 	for i, p := range c.Providers.OIDC {
 		key := fmt.Sprintf("providers.oidc[%d]", i)
 		switch {
 		case !oidcID.MatchString(p.ID):
 			bad(key+".id", "must be 1-32 lower-case letters, digits and '-', starting with a letter, got %q", p.ID)
 		case seen[p.ID]:
-			bad(key+".id", "%q is taken by another provider", p.ID)
+			bad(key+".id", "%q is taken by another provider or route", p.ID)
 		}
 		seen[p.ID] = true
 		if strings.TrimSpace(p.Label) == "" {

@@ -262,6 +262,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"oidc: unknown key in an entry", "providers:\n  oidc:\n    - id: kc\n      isuer: https://sso.example\n", nil, "providers.oidc[0].isuer"},
 		{"oidc: id with capitals", "providers:\n  oidc:\n    - id: KC\n      label: K\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].id"},
 		{"oidc: id of a built-in provider", "providers:\n  oidc:\n    - id: google\n      label: G\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].id"},
+		{"oidc: id of a route", "providers:\n  oidc:\n    - id: check\n      label: C\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].id"},
 		{"oidc: duplicate id", "providers:\n  oidc:\n    - {id: kc, label: K, issuer: \"https://a.example\", client_id: a, client_secret: b}\n    - {id: kc, label: K, issuer: \"https://b.example\", client_id: a, client_secret: b}\n", nil, "providers.oidc[1].id"},
 		{"oidc: no label", "providers:\n  oidc:\n    - id: kc\n      issuer: https://sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].label"},
 		{"oidc: issuer not a URL", "providers:\n  oidc:\n    - id: kc\n      label: K\n      issuer: sso.example\n      client_id: a\n      client_secret: b\n", nil, "providers.oidc[0].issuer"},

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -46,33 +48,60 @@ const (
 
 // discover fills c's endpoints from the issuer's discovery document
 // (<issuer>/.well-known/openid-configuration). go-oidc refuses a document
-// whose issuer differs from the configured one. A provider that cannot be
-// reached is retried a few times, then startup fails naming it.
-func discover(c Config, client *http.Client) (Config, error) {
-	ctx := oidc.ClientContext(context.Background(), client)
+// whose issuer differs from the configured one; a document without usable
+// endpoints, or whose providers sign only with algorithms the verifier does
+// not accept, is refused here, so that a misconfiguration stops startup
+// instead of failing every sign-in. An issuer that cannot be reached is
+// retried a few times.
+func discover(ctx context.Context, c Config, client *http.Client) (Config, error) {
 	var err error
-	for try := 1; try <= discoveryTries; try++ {
+	for try := 1; ; try++ {
 		var p *oidc.Provider
-		if p, err = oidc.NewProvider(ctx, c.Issuer); err == nil {
-			var meta struct {
-				JWKS     string `json:"jwks_uri"`
-				Userinfo string `json:"userinfo_endpoint"`
-			}
-			if err = p.Claims(&meta); err == nil && meta.JWKS == "" {
-				err = errors.New("the discovery document has no jwks_uri")
-			}
-			if err != nil {
-				return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
-			}
-			ep := p.Endpoint()
-			c.AuthURL, c.TokenURL, c.JWKSURL, c.UserinfoURL = ep.AuthURL, ep.TokenURL, meta.JWKS, meta.Userinfo
-			return c, nil
+		p, err = oidc.NewProvider(oidc.ClientContext(ctx, client), c.Issuer)
+		if err == nil {
+			return discovered(c, p)
 		}
-		if try < discoveryTries {
-			time.Sleep(discoveryPause)
+		var mismatch *oidc.IssuerMismatchError
+		if try == discoveryTries || errors.As(err, &mismatch) || ctx.Err() != nil {
+			return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
+		}
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("discovery at %s: %w", c.Issuer, ctx.Err())
+		case <-time.After(discoveryPause):
 		}
 	}
-	return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
+}
+
+// discovered checks a discovery document and takes its endpoints.
+func discovered(c Config, p *oidc.Provider) (Config, error) {
+	var meta struct {
+		JWKS     string   `json:"jwks_uri"`
+		Userinfo string   `json:"userinfo_endpoint"`
+		Algs     []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		return c, fmt.Errorf("discovery at %s: %w", c.Issuer, err)
+	}
+	ep := p.Endpoint()
+	for name, u := range map[string]string{"authorization_endpoint": ep.AuthURL, "token_endpoint": ep.TokenURL, "jwks_uri": meta.JWKS} {
+		if !isHTTPURL(u) {
+			return c, fmt.Errorf("discovery at %s: %s is not an http(s) URL: %q", c.Issuer, name, u)
+		}
+	}
+	if len(meta.Algs) > 0 && !slices.ContainsFunc(meta.Algs, func(a string) bool { return slices.Contains(signingAlgs, a) }) {
+		return c, fmt.Errorf("discovery at %s: the provider signs id_tokens with %v; Gatehouse accepts %v", c.Issuer, meta.Algs, signingAlgs)
+	}
+	c.AuthURL, c.TokenURL, c.JWKSURL, c.UserinfoURL = ep.AuthURL, ep.TokenURL, meta.JWKS, meta.Userinfo
+	return c, nil
+}
+
+// signingAlgs are the id_token algorithms the verifier accepts; never "none".
+var signingAlgs = []string{oidc.RS256, oidc.ES256}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // oidcProvider is Google or another OpenID Connect provider: goth's
@@ -96,7 +125,7 @@ func newOIDC(c Config, callback string, client *http.Client) (impl, *oauth2.Conf
 	// answer would add nothing we trust more.
 	g.SkipUserInfoRequest = true
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), c.JWKSURL)
-	verifier := oidc.NewVerifier(c.Issuer, keys, &oidc.Config{ClientID: c.ClientID, SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256}})
+	verifier := oidc.NewVerifier(c.Issuer, keys, &oidc.Config{ClientID: c.ClientID, SupportedSigningAlgs: signingAlgs})
 	oc := &oauth2.Config{
 		ClientID:     c.ClientID,
 		ClientSecret: c.ClientSecret,

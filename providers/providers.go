@@ -142,7 +142,7 @@ type impl interface {
 
 // NewRegistry builds the providers. key (32 bytes) derives each flow's PKCE
 // verifier and nonce from its state, so neither is stored anywhere.
-func NewRegistry(publicURL string, cfgs []Config, states StateStore, key []byte, client *http.Client, logger *slog.Logger) (*Registry, error) {
+func NewRegistry(ctx context.Context, publicURL string, cfgs []Config, states StateStore, key []byte, client *http.Client, logger *slog.Logger) (*Registry, error) {
 	r := &Registry{byID: map[string]*Provider{}, states: states, key: key, client: client, now: time.Now, log: logger}
 	for _, c := range cfgs {
 		if c.ClientID == "" {
@@ -151,7 +151,7 @@ func NewRegistry(publicURL string, cfgs []Config, states StateStore, key []byte,
 		if _, dup := r.byID[c.ID]; dup {
 			return nil, fmt.Errorf("provider %q configured twice", c.ID)
 		}
-		p, err := newProvider(publicURL, c, client)
+		p, err := newProvider(ctx, publicURL, c, client)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", c.ID, err)
 		}
@@ -161,7 +161,7 @@ func NewRegistry(publicURL string, cfgs []Config, states StateStore, key []byte,
 	return r, nil
 }
 
-func newProvider(publicURL string, c Config, client *http.Client) (*Provider, error) {
+func newProvider(ctx context.Context, publicURL string, c Config, client *http.Client) (*Provider, error) {
 	callback := publicURL + "/auth/" + c.ID + "/callback"
 	p := &Provider{ID: c.ID, Label: c.Label, Kind: c.Kind}
 	var err error
@@ -170,7 +170,7 @@ func newProvider(publicURL string, c Config, client *http.Client) (*Provider, er
 		if c.Kind == KindGoogle {
 			c = withGoogleDefaults(c)
 		} else if c.AuthURL == "" {
-			if c, err = discover(c, client); err != nil {
+			if c, err = discover(ctx, c, client); err != nil {
 				return nil, err
 			}
 		}

@@ -69,7 +69,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 // newTestRegistry builds a registry over cfgs and fails the test on error.
 func newTestRegistry(tb testing.TB, states StateStore, cfgs ...Config) *Registry {
 	tb.Helper()
-	r, err := NewRegistry(testPublicURL, cfgs, states, testKey, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
+	r, err := NewRegistry(context.Background(), testPublicURL, cfgs, states, testKey, &http.Client{Timeout: 10 * time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("NewRegistry: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestNewRegistry(t *testing.T) {
 		}
 	})
 	t.Run("duplicate", func(t *testing.T) {
-		_, err := NewRegistry(testPublicURL, []Config{cfgs[0], cfgs[0]}, newMemStates(), testKey, http.DefaultClient, slog.New(slog.DiscardHandler))
+		_, err := NewRegistry(context.Background(), testPublicURL, []Config{cfgs[0], cfgs[0]}, newMemStates(), testKey, http.DefaultClient, slog.New(slog.DiscardHandler))
 		if err == nil {
 			t.Errorf("two providers with one id: got no error; want one")
 		}
@@ -220,7 +220,7 @@ func TestNewRegistry(t *testing.T) {
 	t.Run("unknown kind", func(t *testing.T) {
 		c := cfgs[0]
 		c.Kind = "saml"
-		if _, err := NewRegistry(testPublicURL, []Config{c}, newMemStates(), testKey, http.DefaultClient, slog.New(slog.DiscardHandler)); err == nil {
+		if _, err := NewRegistry(context.Background(), testPublicURL, []Config{c}, newMemStates(), testKey, http.DefaultClient, slog.New(slog.DiscardHandler)); err == nil {
 			t.Errorf("unknown kind: got no error; want one")
 		}
 	})
@@ -570,7 +570,7 @@ func TestDerive(t *testing.T) {
 	if len(a) != 43 {
 		t.Errorf("derived verifier of %d characters; want 43 (RFC 7636 allows 43-128)", len(a))
 	}
-	other, _ := NewRegistry(testPublicURL, nil, newMemStates(), []byte(fmt.Sprintf("%032d", 1)), http.DefaultClient, slog.New(slog.DiscardHandler))
+	other, _ := NewRegistry(context.Background(), testPublicURL, nil, newMemStates(), []byte(fmt.Sprintf("%032d", 1)), http.DefaultClient, slog.New(slog.DiscardHandler))
 	if other.derive("pkce", "s1") == a {
 		t.Errorf("derive does not depend on the key")
 	}

@@ -153,6 +153,13 @@ func (f *FakeIdP) OIDCConfig(id, label string) string {
 		id, label, f.URL, f.ClientID)
 }
 
+// OIDCConfigNoDiscovery is OIDCConfig with the endpoints set, so the
+// gateway does not read the discovery document.
+func (f *FakeIdP) OIDCConfigNoDiscovery(id, label string) string {
+	base := f.URL + "/protocol/openid-connect"
+	return f.OIDCConfig(id, label) + fmt.Sprintf("      auth_url: %s/auth\n      token_url: %s/token\n      jwks_url: %s/certs\n", base, base, base)
+}
+
 // OIDCEnv returns the variable that gives the FakeOIDC entry id its secret.
 func (f *FakeIdP) OIDCEnv(id string) map[string]string {
 	return map[string]string{"GATEHOUSE_PROVIDERS_OIDC_" + strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_CLIENT_SECRET": f.ClientSecret}
