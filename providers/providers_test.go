@@ -575,3 +575,47 @@ func TestDerive(t *testing.T) {
 		t.Errorf("derive does not depend on the key")
 	}
 }
+
+// TestDiscoverRefusesUnusableDocuments checks that discovery stops at a
+// document a sign-in could not work with, and takes the endpoints of a good one.
+func TestDiscoverRefusesUnusableDocuments(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		edit func(doc map[string]any)
+		want string // in the error; "" for success
+	}{
+		{"good", func(map[string]any) {}, ""},
+		{"no token endpoint", func(d map[string]any) { delete(d, "token_endpoint") }, "token_endpoint"},
+		{"relative authorization endpoint", func(d map[string]any) { d["authorization_endpoint"] = "/auth" }, "authorization_endpoint"},
+		{"no jwks_uri", func(d map[string]any) { delete(d, "jwks_uri") }, "jwks_uri"},
+		{"only PS256", func(d map[string]any) { d["id_token_signing_alg_values_supported"] = []string{"PS256"} }, "PS256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				doc := map[string]any{
+					"issuer":                                srv.URL,
+					"authorization_endpoint":                srv.URL + "/auth",
+					"token_endpoint":                        srv.URL + "/token",
+					"jwks_uri":                              srv.URL + "/certs",
+					"id_token_signing_alg_values_supported": []string{"RS256", "PS256"},
+				}
+				tc.edit(doc)
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(doc)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := discover(context.Background(), Config{ID: "sso", Kind: KindOIDC, Issuer: srv.URL}, srv.Client())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("discover: %v; want the endpoints", err)
+			case tc.want == "" && (c.AuthURL != srv.URL+"/auth" || c.TokenURL != srv.URL+"/token" || c.JWKSURL != srv.URL+"/certs"):
+				t.Errorf("discovered %+v; want the document's endpoints", c)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("discover: %v; want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}

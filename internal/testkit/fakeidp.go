@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/config"
 )
 
 // IdPKind selects which provider a FakeIdP imitates.
@@ -162,7 +164,7 @@ func (f *FakeIdP) OIDCConfigNoDiscovery(id, label string) string {
 
 // OIDCEnv returns the variable that gives the FakeOIDC entry id its secret.
 func (f *FakeIdP) OIDCEnv(id string) map[string]string {
-	return map[string]string{"GATEHOUSE_PROVIDERS_OIDC_" + strings.ToUpper(strings.ReplaceAll(id, "-", "_")) + "_CLIENT_SECRET": f.ClientSecret}
+	return map[string]string{config.OIDCEnvName(id, "client_secret"): f.ClientSecret}
 }
 
 // discovery serves the OpenID Connect discovery document.
