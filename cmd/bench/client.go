@@ -37,6 +37,39 @@ func getRequest(host, path, cookie string) []byte {
 	return b.Bytes()
 }
 
+// postRequest is the wire form of a POST of a JSON body.
+func postRequest(host, path string, body []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-bench\r\n", path, host)
+	fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	b.Write(body)
+	return b.Bytes()
+}
+
+// rawOps makes runLoad's ops for raw clients, one per worker, sending reqs
+// round-robin: worker w starts at reqs[w] and steps by workers. Their
+// connections live until deadline or closeAll.
+func rawOps(host string, reqs [][]byte, workers int, deadline time.Time) (newOp func(w int) op, closeAll func()) {
+	var clients []*rawClient
+	newOp = func(w int) op {
+		c := &rawClient{addr: host, deadline: deadline}
+		clients = append(clients, c)
+		i := w
+		return func() (int, error) {
+			req := reqs[i%len(reqs)]
+			i += workers
+			return c.do(req)
+		}
+	}
+	closeAll = func() {
+		for _, c := range clients {
+			c.close()
+		}
+		clients = nil
+	}
+	return newOp, closeAll
+}
+
 // do sends req and reads the whole response; it returns the status code.
 func (c *rawClient) do(req []byte) (int, error) {
 	if c.conn == nil {

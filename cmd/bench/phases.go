@@ -56,22 +56,20 @@ func (b *bench) hashOp(int) op {
 }
 
 // phaseLogin measures POST /api/v1/login with the right password from
-// opt.concurrency keep-alive clients, against the floor. The logins and the
+// opt.concurrency raw keep-alive clients, against the floor. The logins and the
 // floor alternate in opt.rounds slices of opt.duration/rounds each, and the
 // ratio is taken against this interleaved floor: this VM's speed drifts by
 // several percent within a minute (phase 1's floor ranged from 81 to 91
 // hashes/s between runs an hour apart), as much as the gap being measured.
 func (b *bench) phaseLogin(ctx context.Context) error {
-	c := newAPI(b.gw.URL, b.opt.Concurrency)
-	login := func(w int) op {
-		i := w
-		return func() (int, error) {
-			u := b.users[i%len(b.users)]
-			i += b.opt.Concurrency
-			status, _, err := c.login(ctx, u.Email, u.Password)
-			return status, err
-		}
+	host := strings.TrimPrefix(b.gw.URL, "http://")
+	reqs := make([][]byte, len(b.users))
+	for i, u := range b.users {
+		body, _ := json.Marshal(map[string]string{"email": u.Email, "password": u.Password})
+		reqs[i] = postRequest(host, "/api/v1/login", body)
 	}
+	login, closeAll := rawOps(host, reqs, b.opt.Concurrency, time.Now().Add(b.opt.Duration+time.Minute))
+	defer closeAll()
 	if b.floor.Count == 0 { // phase 1 skipped: warm the hasher up here
 		runLoad(ctx, runtime.NumCPU(), 2*time.Second, 0, b.hashOp)
 	}
@@ -79,6 +77,7 @@ func (b *bench) phaseLogin(ctx context.Context) error {
 	var logins, hashes series
 	for range b.opt.Rounds {
 		logins.run(ctx, b, b.opt.Concurrency, slice, login)
+		closeAll()
 		hashes.run(ctx, b, runtime.NumCPU(), slice, b.hashOp)
 	}
 	ref := hashes.result("2 login", floorName+", interleaved", runtime.NumCPU())
@@ -142,22 +141,11 @@ func (b *bench) getLoad(ctx context.Context, gw *gateway, path string, cookies [
 	for i, c := range cookies {
 		reqs[i] = getRequest(host, path, c)
 	}
-	var clients []*rawClient
+	newOp, closeAll := rawOps(host, reqs, b.opt.Clients, time.Now().Add(d+10*time.Second))
+	defer closeAll()
 	m := b.watch(ctx, gw.pid())
-	t := runLoad(ctx, b.opt.Clients, d, perWorker, func(w int) op {
-		c := &rawClient{addr: host, deadline: time.Now().Add(d + 10*time.Second)}
-		clients = append(clients, c)
-		i := w
-		return func() (int, error) {
-			req := reqs[i%len(reqs)]
-			i += b.opt.Clients
-			return c.do(req)
-		}
-	})
+	t := runLoad(ctx, b.opt.Clients, d, perWorker, newOp)
 	r := m.result("", "GET "+path, b.opt.Clients, t)
-	for _, c := range clients {
-		c.close()
-	}
 	return r
 }
 
