@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/embeddeddb"
 )
 
 func main() {
@@ -57,6 +60,7 @@ type settings struct {
 	Sessions    []int         `json:"sessions"`
 	Skip        []int         `json:"skip,omitempty"`
 	Wrk         bool          `json:"wrk"`
+	ExternalDB  bool          `json:"external_db"`
 	Quiet       time.Duration `json:"quiet_ns"`
 }
 
@@ -77,6 +81,7 @@ func parseFlags(args []string, out io.Writer) (settings, error) {
 	sessions := fl.String("sessions", "1000,100000", "session counts stored in turn (phase 5), comma-separated")
 	skip := fl.String("skip", "", "phases to skip, comma-separated (e.g. 4,5)")
 	fl.BoolVar(&o.Wrk, "wrk", true, "also measure phase 3 with wrk, if it is installed")
+	fl.BoolVar(&o.ExternalDB, "external-db", false, "phases 1–4: run the database in the bench process, not in the gateway's (as with MongoDB on its own host; the gateway's CPU then excludes the database's)")
 	fl.DurationVar(&o.Quiet, "quiet", time.Minute, "before each measurement, wait at most this long for other processes to use < 10% of the CPU (0: don't)")
 	if err := fl.Parse(args); err != nil {
 		return o, err
@@ -123,6 +128,7 @@ type bench struct {
 	opt      settings
 	bin, tmp string
 	gw       *gateway
+	db       *embeddeddb.Server // phases 1–4 with -external-db
 	users    []user
 	floor    Result // phase 1
 	loginRef Result // phase 2's interleaved floor
@@ -177,8 +183,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	report := Report{Machine: machine(), Started: time.Now().UTC(), Options: opt, Gateway: describe(opt)}
 	m := report.Machine
-	fmt.Fprintf(stdout, "## Gatehouse benchmark, %s\n\n%d CPUs (%s), %s, Linux %s; gateway %s; %s per measurement, %d login clients, %d check clients.\n",
-		report.Started.Format(time.RFC3339), m.CPUs, m.Model, m.Go, m.Kernel, report.Gateway, opt.Duration, opt.Concurrency, opt.Clients)
+	database := "embedded in the gateway"
+	if opt.ExternalDB {
+		database = "in the bench process"
+	}
+	fmt.Fprintf(stdout, "## Gatehouse benchmark, %s\n\n%d CPUs (%s), %s, Linux %s; gateway %s; database of phases 1–4 %s; %s per measurement, %d login clients, %d check clients.\n",
+		report.Started.Format(time.RFC3339), m.CPUs, m.Model, m.Go, m.Kernel, report.Gateway, database, opt.Duration, opt.Concurrency, opt.Clients)
 
 	err = b.runPhases(ctx)
 	report.Results, report.Warnings = b.results, b.warnings
@@ -225,6 +235,9 @@ func (b *bench) runPhases(ctx context.Context) error {
 		if b.gw != nil {
 			b.stopGateway(b.gw)
 		}
+		if b.db != nil {
+			b.db.Stop()
+		}
 	}()
 	for i, p := range phases {
 		if b.skipped(i+1) || ctx.Err() != nil {
@@ -257,9 +270,22 @@ func (b *bench) startDefault(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	var env map[string]string
+	if b.opt.ExternalDB {
+		var err error
+		if b.db, err = embeddeddb.Start(ctx, filepath.Join(b.tmp, "database"), "127.0.0.1:0", slog.New(slog.DiscardHandler)); err != nil {
+			return err
+		}
+		env = map[string]string{"GATEHOUSE_MONGODB_URI": b.db.URI()}
+	}
 	var err error
-	if b.gw, err = startGateway(ctx, b.bin, dir, nil); err != nil {
+	if b.gw, err = startGateway(ctx, b.bin, dir, env); err != nil {
 		return err
+	}
+	if b.db != nil { // the _id index the embedded default adds (see phase 5)
+		if err := b.db.IndexIDs(ctx, "gatehouse"); err != nil {
+			return err
+		}
 	}
 	b.logf("creating %d users", b.opt.Users)
 	b.users, err = newAPI(b.gw.URL, 4).createUsers(ctx, b.opt.Users)
