@@ -320,6 +320,11 @@ func (s *Service) LinkWithPassword(ctx context.Context, raw, password, previous 
 	if err := s.limit(ActLogin, c, t.Email); err != nil {
 		return User{}, NewSession{}, "", err
 	}
+	ctx, release, err := s.hasher.Reserve(ctx)
+	if err != nil {
+		return User{}, NewSession{}, "", err
+	}
+	defer release()
 	failures, err := s.store.LoginFailures(ctx, t.Email)
 	if err != nil {
 		return User{}, NewSession{}, "", fmt.Errorf("load login failures: %w", err)

@@ -26,6 +26,11 @@ func (s *Service) Login(ctx context.Context, email, password, previous string, c
 	if err := s.limit(ActLogin, c, email); err != nil {
 		return User{}, NewSession{}, err
 	}
+	ctx, release, err := s.hasher.Reserve(ctx)
+	if err != nil {
+		return User{}, NewSession{}, err
+	}
+	defer release()
 	failures, err := s.store.LoginFailures(ctx, email)
 	if err != nil {
 		return User{}, NewSession{}, fmt.Errorf("load login failures: %w", err)
