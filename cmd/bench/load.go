@@ -140,6 +140,11 @@ type measurement struct {
 // and this process.
 func (b *bench) watch(ctx context.Context, pid int) *measurement {
 	b.awaitQuiet(ctx, pid)
+	return startMeasurement(pid)
+}
+
+// startMeasurement starts watching the gateway with pid, and this process.
+func startMeasurement(pid int) *measurement {
 	return &measurement{gw: startSampler(pid), bench: startSampler(0), pid: pid, cpu0: [3]float64{cpuSeconds(pid), cpuSeconds(0), machineBusySeconds()}}
 }
 
@@ -199,9 +204,19 @@ type series struct {
 	n   int
 }
 
-// run measures one more slice: workers running newOp's op for d.
+// sliceWarmup is the unmeasured load before each slice of a series: in the
+// pause before it (awaitQuiet's half second at least) the collector may
+// return the memory of the last hashes to the kernel, and the first hashes
+// of a slice would then fault 19 MiB in again, on whichever side of the
+// comparison that pause happened to hit harder.
+const sliceWarmup = 500 * time.Millisecond
+
+// run measures one more slice: workers running newOp's op for d, after
+// sliceWarmup of the same load.
 func (s *series) run(ctx context.Context, b *bench, workers int, d time.Duration, newOp func(w int) op) {
-	m := b.watch(ctx, b.gw.pid())
+	b.awaitQuiet(ctx, b.gw.pid())
+	runLoad(ctx, workers, sliceWarmup, 0, newOp)
+	m := startMeasurement(b.gw.pid())
 	t := runLoad(ctx, workers, d, 0, newOp)
 	r := m.result("", "", workers, t)
 	if s.n == 0 {
