@@ -173,7 +173,7 @@ type slotKey struct{}
 // Holding the slot across the sign-in lets at most MaxConcurrent sign-ins
 // work at once, so the database work of one runs while the others hash,
 // instead of waiting for a hashing goroutine to be preempted. Measured on
-// 2 cores: login throughput went from ~86% to ~93% of the bare hash rate
+// 2 cores: login throughput went from ~85% to ~91% of the bare hash rate
 // (docs/benchmarks.md).
 func (h *Hasher) Reserve(ctx context.Context) (_ context.Context, release func(), err error) {
 	if release, err = h.acquire(ctx); err != nil {
