@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -273,7 +272,7 @@ func (b *bench) startDefault(ctx context.Context) error {
 	var env map[string]string
 	if b.opt.ExternalDB {
 		var err error
-		if b.db, err = embeddeddb.Start(ctx, filepath.Join(b.tmp, "database"), "127.0.0.1:0", slog.New(slog.DiscardHandler)); err != nil {
+		if b.db, err = startDatabase(ctx, filepath.Join(b.tmp, "database")); err != nil {
 			return err
 		}
 		env = map[string]string{"GATEHOUSE_MONGODB_URI": b.db.URI()}
@@ -282,8 +281,8 @@ func (b *bench) startDefault(ctx context.Context) error {
 	if b.gw, err = startGateway(ctx, b.bin, dir, env); err != nil {
 		return err
 	}
-	if b.db != nil { // the _id index the embedded default adds (see phase 5)
-		if err := b.db.IndexIDs(ctx, "gatehouse"); err != nil {
+	if b.db != nil {
+		if err := indexIDs(ctx, b.db); err != nil {
 			return err
 		}
 	}

@@ -100,23 +100,37 @@ func (b *bench) sessionRow(ctx context.Context, rig *sessionRig, path, label str
 	return b.compareNoop(r, noop)
 }
 
+// gatewayDatabase is the gateway's database name (mongodb.database's default).
+const gatewayDatabase = "gatehouse"
+
+// startDatabase starts a FerretDB in this process, on the embedded
+// default's backend, for a gateway pointed at it with GATEHOUSE_MONGODB_URI.
+func startDatabase(ctx context.Context, dir string) (*embeddeddb.Server, error) {
+	return embeddeddb.Start(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+}
+
+// indexIDs adds the _id index that the embedded default adds (main.go) and
+// a URI-configured gateway does not. Call it once the gateway has created
+// its collections.
+func indexIDs(ctx context.Context, db *embeddeddb.Server) error {
+	return db.IndexIDs(ctx, gatewayDatabase)
+}
+
 // prepareRig starts the database and the gateway, and signs users in.
 func (b *bench) prepareRig(ctx context.Context, rig *sessionRig) error {
 	var err error
-	if rig.db, err = embeddeddb.Start(ctx, rig.dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)); err != nil {
+	if rig.db, err = startDatabase(ctx, rig.dir); err != nil {
 		return err
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(rig.db.URI()).SetTimeout(5 * time.Minute))
 	if err != nil {
 		return err
 	}
-	rig.coll = client.Database("gatehouse").Collection("sessions")
+	rig.coll = client.Database(gatewayDatabase).Collection("sessions")
 	if err := b.useTTL(ctx, rig, "2s"); err != nil {
 		return err
 	}
-	// The gateway has created its collections: add the _id index that the
-	// embedded default adds (main.go) and a URI-configured gateway does not.
-	if err := rig.db.IndexIDs(ctx, "gatehouse"); err != nil {
+	if err := indexIDs(ctx, rig.db); err != nil {
 		return err
 	}
 	a := newAPI(rig.gw.URL, b.opt.Concurrency)
