@@ -6,7 +6,10 @@
 #
 # The image has no shell and no curl, so it declares no HEALTHCHECK: point
 # your orchestrator at GET /healthz (liveness: the process answers) and
-# GET /readyz (readiness: the database answers, 503 otherwise) on port 8080.
+# GET /readyz (readiness: the database answers, 503 otherwise) on port 8080
+# (or 9464). Prometheus scrapes GET /metrics on the operations port 9464,
+# which answers nothing else of the public surface; publish it only to the
+# monitoring network.
 
 # --- build -------------------------------------------------------------------
 # go.mod asks for Go 1.26.8 or newer; the Go command in this image fetches
@@ -52,7 +55,8 @@ WORKDIR /home/nonroot
 # dev_mode unless GATEHOUSE_DEV_MODE=false; production settings are listed in
 # README.md ("Running in production").
 ENV GATEHOUSE_SERVER_ADDRESS=0.0.0.0:8080 \
+    GATEHOUSE_SERVER_OPS_ADDRESS=0.0.0.0:9464 \
     GATEHOUSE_DATA_DIR=/data
-EXPOSE 8080
+EXPOSE 8080 9464
 
 ENTRYPOINT ["/gatehouse"]

@@ -561,7 +561,9 @@ func TestFaultDatabaseDownThenUp(t *testing.T) {
 			return c.Do(req)
 		}, http.StatusServiceUnavailable, "", true},
 		{"account page", func() *testkit.Response { return htmlGet(c, "/account") }, http.StatusServiceUnavailable, "", true},
-		{"readyz", func() *testkit.Response { return c.Get("/readyz") }, http.StatusServiceUnavailable, "", false},
+		// Probed as a load balancer does: no cookie, on both listeners.
+		{"readyz", func() *testkit.Response { return testkit.NewClient(t, g.URL).Get("/readyz") }, http.StatusServiceUnavailable, "", false},
+		{"readyz on the ops listener", func() *testkit.Response { return testkit.NewClient(t, g.OpsURL).Get("/readyz") }, http.StatusServiceUnavailable, "", false},
 		{"healthz", func() *testkit.Response { return c.Get("/healthz") }, http.StatusOK, "", false},
 	}
 	// One after the other in the test's goroutine: the clients belong to it.
@@ -593,7 +595,7 @@ func TestFaultDatabaseDownThenUp(t *testing.T) {
 
 	proxy.Restore()
 	faultEventually(t, 15*time.Second, "/readyz after the database returned", func() (bool, string) {
-		r := c.Get("/readyz")
+		r := testkit.NewClient(t, g.URL).Get("/readyz")
 		return r.Status == http.StatusOK, fmt.Sprintf("status %d", r.Status)
 	})
 	r := c.Get("/api/v1/session")

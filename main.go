@@ -53,10 +53,21 @@ var defaultConfig []byte
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse:", err)
 		os.Exit(1)
 	}
+}
+
+// getenv is os.Getenv, except that a GATEHOUSE_SERVER_OPS_ADDRESS set but
+// empty reads as "off": for that key an empty value means "disable", while
+// for every other key an empty variable counts as unset.
+func getenv(key string) string {
+	v, ok := os.LookupEnv(key)
+	if ok && v == "" && key == config.EnvName("server.ops_address") {
+		return "off"
+	}
+	return v
 }
 
 // run starts Gatehouse and blocks until ctx is cancelled, then shuts down:
@@ -176,6 +187,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	a2 := cfg.Password.Argon2
+	hasher := accounts.NewHasher(accounts.Argon2Params{MemoryKiB: a2.MemoryKiB, Iterations: a2.Iterations, Parallelism: a2.Parallelism}, a2.MaxConcurrent, a2.MaxWaiting, a2.MaxWait)
+	hasher.FailFastOn(store.Outage())
 	svc := accounts.NewService(accounts.Config{
 		PublicURL:       cfg.Server.PublicURL,
 		VerifyTTL:       cfg.Tokens.VerifyTTL,
@@ -195,7 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}, accounts.Deps{
 		Store:      store,
 		Mailer:     outbox,
-		Hasher:     accounts.NewHasher(accounts.Argon2Params{MemoryKiB: a2.MemoryKiB, Iterations: a2.Iterations, Parallelism: a2.Parallelism}, a2.MaxConcurrent, a2.MaxWaiting, a2.MaxWait),
+		Hasher:     hasher,
 		Policy:     accounts.NewPolicy(cfg.Password.MinLength),
 		PerIP:      ratelimit.New(cfg.RateLimits.PerIP, time.Minute, nil),
 		PerAddress: ratelimit.New(cfg.RateLimits.PerAddress, time.Minute, nil),
@@ -235,18 +248,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpServer := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.Server.RequestTimeout + 15*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	servers := []*http.Server{newHTTPServer(cfg.Server, handler, logger)}
+	listeners := []net.Listener{ln}
+	opsDesc := "off"
+	if cfg.Server.OpsAddress != "" {
+		opsLn, err := net.Listen("tcp", cfg.Server.OpsAddress)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on server.ops_address: %w", err)
+		}
+		servers = append(servers, newHTTPServer(cfg.Server, handler.Ops(), logger))
+		listeners = append(listeners, opsLn)
+		opsDesc = opsLn.Addr().String()
 	}
 
 	logger.Info("gatehouse starting",
-		"url", cfg.Server.PublicURL, "listen", ln.Addr().String(),
+		"url", cfg.Server.PublicURL, "listen", ln.Addr().String(), "ops_listen", opsDesc,
 		"database", dbDesc, "mail", mailDesc, "providers", strings.Join(providerIDs, ","), "dev_mode", cfg.DevMode)
 	if cfg.DevMode {
 		logger.Warn("dev_mode is on: generated secrets, development mailbox, plain-HTTP cookies allowed; set dev_mode: false in production")
@@ -262,11 +279,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	wg.Go(func() { sweep(bgCtx, svc, logger) })
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
 
 	select {
 	case err := <-serveErr:
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		stopBackground()
 		wg.Wait()
 		return fmt.Errorf("serve: %w", err)
@@ -275,7 +297,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("shutting down", "drain_timeout", cfg.Server.ShutdownTimeout)
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	shutdownErr := httpServer.Shutdown(drainCtx)
+	var shutdownErr error
+	for _, srv := range servers {
+		shutdownErr = errors.Join(shutdownErr, srv.Shutdown(drainCtx))
+	}
 	stopBackground()
 	wg.Wait()
 	logger.Info("stopped")
@@ -283,6 +308,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	return nil
+}
+
+// newHTTPServer returns an http.Server with the timeouts and limits every
+// listener of Gatehouse uses (IN-3).
+func newHTTPServer(c config.Server, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      c.RequestTimeout + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // tuneGC trades memory for CPU where it pays: every password check

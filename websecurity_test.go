@@ -254,7 +254,8 @@ func TestWebSecurityHeaders(t *testing.T) {
 		{"static 404", func() *testkit.Response { return anon.Get("/static/nope.css") }, 404, true, false},
 		{"healthz", func() *testkit.Response { return anon.Get("/healthz") }, 200, false, false},
 		{"readyz", func() *testkit.Response { return anon.Get("/readyz") }, 200, false, false},
-		{"metrics", func() *testkit.Response { return anon.Get("/metrics") }, 200, false, false},
+		{"metrics 404 on the public listener", func() *testkit.Response { return anon.Get("/metrics") }, 404, false, false},
+		{"metrics on the ops listener", func() *testkit.Response { return testkit.NewClient(t, g.OpsURL).Get("/metrics") }, 200, false, false},
 		{"logout 303", func() *testkit.Response { return g.Client(t).PostForm("/logout", nil) }, 303, false, false},
 	}
 	for _, p := range probes {

@@ -104,6 +104,7 @@ type Hasher struct {
 	maxWaiting int64
 	maxWait    time.Duration
 	dummy      string
+	outage     *Outage
 }
 
 // NewHasher returns a Hasher. maxConcurrent 0 means one per CPU.
@@ -122,6 +123,12 @@ func NewHasher(p Argon2Params, maxConcurrent, maxWaiting int, maxWait time.Durat
 	h.dummy = h.encode(randomBytes(saltLen), h.params, argon2.IDKey(randomBytes(32), randomBytes(saltLen), p.Iterations, p.MemoryKiB, p.Parallelism, keyLen))
 	return h
 }
+
+// FailFastOn makes callers that would queue for a slot give up with
+// ErrUnavailable while o says the database is down, instead of waiting
+// behind sign-ins that hold their slots through database timeouts (see
+// Outage). Call it once, before use.
+func (h *Hasher) FailFastOn(o *Outage) { h.outage = o }
 
 // Hash returns the PHC string of password with a fresh salt.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
@@ -191,6 +198,9 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 		return func() { <-h.slots }, nil
 	default:
 	}
+	if h.outage.Down() {
+		return nil, fmt.Errorf("wait for hash slot: %w", ErrUnavailable)
+	}
 	if h.waiting.Add(1) > h.maxWaiting {
 		h.waiting.Add(-1)
 		return nil, ErrBusy
@@ -203,6 +213,8 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 		return func() { <-h.slots }, nil
 	case <-t.C:
 		return nil, ErrBusy
+	case <-h.outage.Started():
+		return nil, fmt.Errorf("wait for hash slot: %w", ErrUnavailable)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for hash slot: %w", ctx.Err())
 	}

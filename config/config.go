@@ -71,7 +71,10 @@ type Config struct {
 
 // Server configures the HTTP listener.
 type Server struct {
-	Address           string        `yaml:"address"`
+	Address string `yaml:"address"`
+	// OpsAddress is the operations listener (/metrics, /healthz, /readyz,
+	// later /admin/v1); empty or "off" disables it.
+	OpsAddress        string        `yaml:"ops_address"`
 	PublicURL         string        `yaml:"public_url"`
 	TrustedProxies    []string      `yaml:"trusted_proxies"`
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
@@ -427,6 +430,16 @@ func (c *Config) validate() error {
 
 	if _, _, err := net.SplitHostPort(c.Server.Address); err != nil {
 		bad("server.address", "must be host:port, got %q", c.Server.Address)
+	}
+	if strings.EqualFold(c.Server.OpsAddress, "off") {
+		c.Server.OpsAddress = ""
+	}
+	if c.Server.OpsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.Server.OpsAddress); err != nil {
+			bad("server.ops_address", "must be host:port, empty or off, got %q", c.Server.OpsAddress)
+		} else if c.Server.OpsAddress == c.Server.Address {
+			bad("server.ops_address", "must differ from server.address: /metrics must not be public")
+		}
 	}
 	pu, err := url.Parse(c.Server.PublicURL)
 	switch {

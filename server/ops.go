@@ -37,12 +37,11 @@ func (s *Server) handleReadyz() http.Handler {
 }
 
 // handleDevMailbox lists the development mailbox. It exists only in dev
-// mode without SMTP, and answers only clients on loopback: the mails carry
-// live sign-in links.
+// mode without SMTP, and answers only a browser on this machine: the mails
+// carry live sign-in and reset links.
 func (s *Server) handleDevMailbox() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		if !fromThisMachine(r, clientIP(r)) {
 			s.respond.htmlError(w, r, accounts.ErrNotFound)
 			return
 		}
@@ -93,4 +92,28 @@ func (s *Server) forwardedURL(r *http.Request) string {
 		return ""
 	}
 	return u
+}
+
+// forwardingHeaders are set by proxies to say whom they forward for.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip"}
+
+// fromThisMachine reports whether a request comes from a client on this
+// host itself. A loopback peer is not enough: a reverse proxy on the same
+// host connects from loopback on behalf of anyone, so a request that names
+// a forwarded client, or whose client IP resolved through trusted_proxies
+// is not loopback, is not from this machine.
+func fromThisMachine(r *http.Request, resolvedIP string) bool {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	if ip := net.ParseIP(resolvedIP); ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	for _, h := range forwardingHeaders {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	return true
 }

@@ -65,14 +65,28 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/auth/{provider}", s.handleProviderBegin()).Methods(http.MethodGet)
 	r.Handle("/auth/{provider}/callback", s.handleProviderCallback()).Methods(http.MethodGet)
 
-	// Operations.
+	// Probes; /metrics is only on the operations listener (opsRoutes).
 	r.Handle("/healthz", s.handleHealthz()).Methods(get...)
 	r.Handle("/readyz", s.handleReadyz()).Methods(get...)
-	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(get...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", web.Static())).Methods(get...)
 	if s.mailbox != nil {
 		r.Handle("/dev/mailbox", s.handleDevMailbox()).Methods(get...)
 	}
 
 	return chain(r, s.observe, s.secure, s.limits, s.cors, s.crossOrigin, s.authenticate)
+}
+
+// opsRoutes is the surface of the operations listener (server.ops_address):
+// what operators and their tools need, kept off the public listener because
+// counters of mails and sign-ins describe what happens to accounts.
+func (s *Server) opsRoutes() http.Handler {
+	r := s.router()
+	r.Use(nameRoute)
+	get := []string{http.MethodGet, http.MethodHead}
+
+	r.Handle("/healthz", s.handleHealthz()).Methods(get...)
+	r.Handle("/readyz", s.handleReadyz()).Methods(get...)
+	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(get...)
+
+	return chain(r, s.observe, s.secure, s.limits)
 }

@@ -92,6 +92,7 @@ type Server struct {
 	// (HTTPS or loopback) and send Fetch Metadata to it.
 	secureContext bool
 	handler       http.Handler
+	ops           http.Handler
 }
 
 // New builds the server and its routes.
@@ -128,11 +129,16 @@ func New(cfg Config, d Deps) *Server {
 	s.csp = contentSecurityPolicy(formTargets)
 	s.secureContext = isSecureContext(cfg.PublicURL)
 	s.handler = s.routes()
+	s.ops = s.opsRoutes()
 	return s
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the public listener.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Ops is the handler of the operations listener: /healthz, /readyz and
+// /metrics.
+func (s *Server) Ops() http.Handler { return s.ops }
 
 // contentSecurityPolicy allows nothing but our own stylesheet. Forms may
 // post to us and, since browsers apply form-action to the redirect that

@@ -46,7 +46,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, at time.Ti
 		{Key: "updated_at", Value: at},
 	}}})
 	if err != nil {
-		return mapErr(err)
+		return s.mapErr(err)
 	}
 	if res.MatchedCount == 0 {
 		return accounts.ErrNotFound
@@ -61,7 +61,7 @@ func (s *Store) ReplacePasswordHash(ctx context.Context, userID, oldHash, newHas
 		bson.D{{Key: "_id", Value: userID}, {Key: "password_hash", Value: oldHash}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: newHash}}}})
 	if err != nil {
-		return mapErr(err)
+		return s.mapErr(err)
 	}
 	if res.MatchedCount == 0 {
 		return accounts.ErrNotFound
@@ -207,7 +207,7 @@ func (s *Store) Session(ctx context.Context, id string) (accounts.Session, error
 // TouchSession implements accounts.SessionStore.
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
 	_, err := s.coll(collSessions).UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{{Key: "last_seen_at", Value: at}}}})
-	return mapErr(err)
+	return s.mapErr(err)
 }
 
 // DeleteSession implements accounts.SessionStore.
@@ -220,11 +220,11 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]accounts.Ses
 	cur, err := s.coll(collSessions).Find(ctx, bson.D{{Key: "user_id", Value: userID}},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(500))
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, s.mapErr(err)
 	}
 	var docs []sessionDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, mapErr(err)
+		return nil, s.mapErr(err)
 	}
 	out := make([]accounts.Session, len(docs))
 	for i, d := range docs {
@@ -241,7 +241,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID, except string) (
 	}
 	res, err := s.coll(collSessions).DeleteMany(ctx, filter)
 	if err != nil {
-		return 0, mapErr(err)
+		return 0, s.mapErr(err)
 	}
 	return res.DeletedCount, nil
 }
@@ -343,7 +343,7 @@ func (s *Store) RecordLoginFailure(ctx context.Context, email string, at time.Ti
 		{Key: "count", Value: n + 1},
 		{Key: "last_at", Value: at},
 	}}})
-	return mapErr(err)
+	return s.mapErr(err)
 }
 
 // ClearLoginFailures implements accounts.LimitStore.
@@ -379,7 +379,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now, idleCutoff time.Time) er
 	}
 	for _, j := range jobs {
 		if _, err := s.coll(j.coll).DeleteMany(ctx, j.filter); err != nil {
-			return fmt.Errorf("delete expired %s: %w", j.coll, mapErr(err))
+			return fmt.Errorf("delete expired %s: %w", j.coll, s.mapErr(err))
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,6 +53,7 @@ var Collections = []string{
 type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
+	outage *accounts.Outage
 }
 
 var _ accounts.Store = (*Store)(nil)
@@ -69,8 +71,11 @@ func Connect(ctx context.Context, uri, database string, timeout time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("connect to mongodb: %w", err)
 	}
-	return &Store{client: client, db: client.Database(database)}, nil
+	return &Store{client: client, db: client.Database(database), outage: &accounts.Outage{}}, nil
 }
+
+// Outage reports whether the database answered the store's last operation.
+func (s *Store) Outage() *accounts.Outage { return s.outage }
 
 // Close disconnects the client.
 func (s *Store) Close(ctx context.Context) error {
@@ -79,7 +84,7 @@ func (s *Store) Close(ctx context.Context) error {
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return mapErr(s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
+	return s.mapErr(s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
 }
 
 // EnsureSchema creates the collections and indexes. Unique indexes back up
@@ -88,7 +93,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) EnsureSchema(ctx context.Context) error {
 	existing, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return fmt.Errorf("list collections: %w", mapErr(err))
+		return fmt.Errorf("list collections: %w", s.mapErr(err))
 	}
 	have := make(map[string]bool, len(existing))
 	for _, n := range existing {
@@ -99,7 +104,7 @@ func (s *Store) EnsureSchema(ctx context.Context) error {
 			continue
 		}
 		if err := s.db.CreateCollection(ctx, n); err != nil && !isNamespaceExists(err) {
-			return fmt.Errorf("create collection %s: %w", n, mapErr(err))
+			return fmt.Errorf("create collection %s: %w", n, s.mapErr(err))
 		}
 	}
 	for _, ix := range indexes {
@@ -137,7 +142,7 @@ func (s *Store) ensureIndex(ctx context.Context, ix index) error {
 	iv := s.db.Collection(ix.coll).Indexes()
 	specs, err := iv.ListSpecifications(ctx)
 	if err != nil {
-		return fmt.Errorf("list indexes on %s: %w", ix.coll, mapErr(err))
+		return fmt.Errorf("list indexes on %s: %w", ix.coll, s.mapErr(err))
 	}
 	for _, sp := range specs {
 		if sp.Name == ix.name {
@@ -149,7 +154,7 @@ func (s *Store) ensureIndex(ctx context.Context, ix index) error {
 		opts.SetUnique(true)
 	}
 	if _, err := iv.CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts}); err != nil {
-		return fmt.Errorf("create index %s on %s: %w", ix.name, ix.coll, mapErr(err))
+		return fmt.Errorf("create index %s on %s: %w", ix.name, ix.coll, s.mapErr(err))
 	}
 	return nil
 }
@@ -157,6 +162,14 @@ func (s *Store) ensureIndex(ctx context.Context, ix index) error {
 func isNamespaceExists(err error) bool {
 	var ce mongo.CommandError
 	return errors.As(err, &ce) && ce.Code == 48
+}
+
+// mapErr translates driver errors to the domain's and tells the outage
+// tracker whether the database answered.
+func (s *Store) mapErr(err error) error {
+	err = mapErr(err)
+	s.outage.Report(err)
+	return err
 }
 
 // mapErr translates driver errors to the domain's.
@@ -168,11 +181,55 @@ func mapErr(err error) error {
 		return accounts.ErrNotFound
 	case mongo.IsDuplicateKeyError(err):
 		return accounts.ErrConflict
-	case unreachable(err):
+	case unreachable(err), refusedForNow(err):
 		return fmt.Errorf("%w: %w", accounts.ErrUnavailable, err)
 	default:
 		return err
 	}
+}
+
+// storageErrorCodes are MongoDB's error codes for a server that cannot take
+// the operation now but will once an operator or a failover fixes it.
+var storageErrorCodes = []int{
+	6,     // HostUnreachable
+	7,     // HostNotFound
+	50,    // MaxTimeMSExpired
+	89,    // NetworkTimeout
+	91,    // ShutdownInProgress
+	189,   // PrimarySteppedDown
+	262,   // ExceededTimeLimit
+	9001,  // SocketException
+	10107, // NotWritablePrimary
+	11600, // InterruptedAtShutdown
+	11602, // InterruptedDueToReplStateChange
+	13435, // NotPrimaryNoSecondaryOk
+	13436, // NotPrimaryOrSecondary
+	14031, // OutOfDiskSpace
+}
+
+// storageErrorMessages are what FerretDB passes on from SQLite (as an
+// InternalError) when its files cannot be written: a full disk, a file
+// system remounted read-only, an I/O error, a lock held too long.
+var storageErrorMessages = []string{
+	"database or disk is full",
+	"attempt to write a readonly database",
+	"disk I/O error",
+	"database is locked",
+}
+
+// refusedForNow reports errors of a database that answered but could not
+// do the work for a reason outside the request (a full disk, a read-only
+// file system, an election): the client should get 503 and retry, and
+// service resumes by itself when the cause goes away.
+func refusedForNow(err error) bool {
+	var se mongo.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	if slices.ContainsFunc(storageErrorCodes, se.HasErrorCode) || se.HasErrorLabel("RetryableWriteError") {
+		return true
+	}
+	return slices.ContainsFunc(storageErrorMessages, se.HasErrorMessage)
 }
 
 // unreachable reports errors that mean "the database did not answer in time".
@@ -190,18 +247,18 @@ func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 func (s *Store) coll(name string) *mongo.Collection { return s.db.Collection(name) }
 
 func (s *Store) findByID(ctx context.Context, coll, id string, out any) error {
-	return mapErr(s.coll(coll).FindOne(ctx, byID(id)).Decode(out))
+	return s.mapErr(s.coll(coll).FindOne(ctx, byID(id)).Decode(out))
 }
 
 func (s *Store) insert(ctx context.Context, coll string, doc any) error {
 	_, err := s.coll(coll).InsertOne(ctx, doc)
-	return mapErr(err)
+	return s.mapErr(err)
 }
 
 func (s *Store) deleteByID(ctx context.Context, coll, id string) (bool, error) {
 	res, err := s.coll(coll).DeleteOne(ctx, byID(id))
 	if err != nil {
-		return false, mapErr(err)
+		return false, s.mapErr(err)
 	}
 	return res.DeletedCount == 1, nil
 }
@@ -217,5 +274,5 @@ func (s *Store) upsertByID(ctx context.Context, coll, id string, update any) err
 			break
 		}
 	}
-	return mapErr(err)
+	return s.mapErr(err)
 }

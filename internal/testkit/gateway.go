@@ -52,8 +52,11 @@ type Options struct {
 // wiring: configuration from the environment, the embedded database (or a
 // real MongoDB), the outbox and worker, and the HTTP server.
 type Gateway struct {
-	URL      string
-	Addr     string
+	URL  string
+	Addr string
+	// OpsURL is the operations listener (/metrics, /healthz, /readyz); empty
+	// when the test turned it off.
+	OpsURL   string
 	DataDir  string
 	Database string
 	SMTP     *SMTPServer
@@ -97,6 +100,7 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 		g.Addr = FreeAddr(tb)
 	}
 	g.URL = "http://" + g.Addr
+	opsAddr := FreeAddr(tb)
 	uri := opts.MongoURI
 	if uri == "" {
 		uri = os.Getenv(MongoEnv)
@@ -114,6 +118,7 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	g.env = map[string]string{
 		"GATEHOUSE_SERVER_ADDRESS":          g.Addr,
 		"GATEHOUSE_SERVER_PUBLIC_URL":       g.URL,
+		"GATEHOUSE_SERVER_OPS_ADDRESS":      opsAddr,
 		"GATEHOUSE_DATA_DIR":                g.DataDir,
 		"GATEHOUSE_LOG_LEVEL":               "debug",
 		"GATEHOUSE_RATE_LIMITS_PER_IP":      "100000",
@@ -131,6 +136,9 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	}
 	for k, v := range opts.Env {
 		g.env[k] = v
+	}
+	if a := g.env["GATEHOUSE_SERVER_OPS_ADDRESS"]; a != "" && a != "off" {
+		g.OpsURL = "http://" + a
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel

@@ -1,12 +1,16 @@
 package testkit
 
 import (
+	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Proxy is a TCP proxy on loopback in front of a database server. Cut
@@ -20,6 +24,9 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]struct{}
+	// refusal, when set, is the error document the proxy answers every
+	// write command with, instead of forwarding it.
+	refusal bson.D
 }
 
 // StartProxy proxies to the host of a mongodb:// URI and returns the proxy
@@ -88,12 +95,17 @@ func (p *Proxy) serve(c net.Conn) {
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+	// Replies to the client come from the server or, for refused writes,
+	// from the proxy; whole messages only, so the two never interleave.
+	var toClient sync.Mutex
+	go func() {
+		p.forwardRequests(up, c, &toClient)
 		done <- struct{}{}
-	}
-	go pipe(up, c)
-	go pipe(c, up)
+	}()
+	go func() {
+		_ = copyMessages(c, up, &toClient)
+		done <- struct{}{}
+	}()
 	<-done
 	c.Close()
 	up.Close()
@@ -120,4 +132,121 @@ func (p *Proxy) Cut() {
 // Restore accepts connections again on the same address.
 func (p *Proxy) Restore() {
 	p.listen(p.Addr)
+}
+
+// RefuseWrites makes the proxy answer every insert, update, delete and
+// findAndModify with a server error of the given code and message, as a
+// database on a full disk or a read-only file system does, until
+// AcceptWrites. Reads pass through.
+func (p *Proxy) RefuseWrites(code int32, codeName, message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refusal = bson.D{
+		{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: message},
+		{Key: "code", Value: code}, {Key: "codeName", Value: codeName},
+	}
+}
+
+// AcceptWrites forwards writes again.
+func (p *Proxy) AcceptWrites() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refusal = nil
+}
+
+// Wire protocol: a 16-byte header (length, request id, response to, op
+// code); OP_MSG bodies start with 4 bytes of flags and a kind-0 section
+// holding the command document, whose first key names the command.
+const (
+	wireHeaderLen = 16
+	opMsg         = 2013
+	maxWireMsg    = 48 << 20
+)
+
+var writeCommands = map[string]bool{"insert": true, "update": true, "delete": true, "findAndModify": true}
+
+// readMessage reads one whole wire message.
+func readMessage(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	if n < wireHeaderLen || n > maxWireMsg {
+		return nil, errors.New("bad wire message length")
+	}
+	msg := make([]byte, n)
+	copy(msg, hdr[:])
+	_, err := io.ReadFull(r, msg[4:])
+	return msg, err
+}
+
+// copyMessages copies whole messages from src to dst.
+func copyMessages(dst, src net.Conn, mu *sync.Mutex) error {
+	for {
+		msg, err := readMessage(src)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		_, err = dst.Write(msg)
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// forwardRequests passes the client's messages to the server, answering
+// refused writes itself.
+func (p *Proxy) forwardRequests(up, c net.Conn, toClient *sync.Mutex) {
+	for {
+		msg, err := readMessage(c)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		refusal := p.refusal
+		p.mu.Unlock()
+		if refusal != nil && isWriteCommand(msg) {
+			reply, err := errorReply(msg, refusal)
+			if err != nil {
+				return
+			}
+			toClient.Lock()
+			_, err = c.Write(reply)
+			toClient.Unlock()
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := up.Write(msg); err != nil {
+			return
+		}
+	}
+}
+
+func isWriteCommand(msg []byte) bool {
+	if binary.LittleEndian.Uint32(msg[12:]) != opMsg || len(msg) < wireHeaderLen+5+5 || msg[wireHeaderLen+4] != 0 {
+		return false
+	}
+	el, err := bson.Raw(msg[wireHeaderLen+5:]).IndexErr(0)
+	return err == nil && writeCommands[el.Key()]
+}
+
+// errorReply builds the OP_MSG answer to request carrying doc.
+func errorReply(request []byte, doc bson.D) ([]byte, error) {
+	body, err := bson.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	n := wireHeaderLen + 4 + 1 + len(body)
+	msg := make([]byte, wireHeaderLen+5, n)
+	binary.LittleEndian.PutUint32(msg[0:], uint32(n))
+	binary.LittleEndian.PutUint32(msg[4:], binary.LittleEndian.Uint32(request[4:])+1<<30)
+	binary.LittleEndian.PutUint32(msg[8:], binary.LittleEndian.Uint32(request[4:])) // responseTo
+	binary.LittleEndian.PutUint32(msg[12:], opMsg)
+	// flags 0, section kind 0
+	return append(msg, body...), nil
 }
