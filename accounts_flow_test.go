@@ -221,7 +221,7 @@ type acctNoMailTo struct {
 func acctNoMail(tb testing.TB, g *testkit.Gateway) *acctNoMailTo {
 	n := &acctNoMailTo{}
 	tb.Cleanup(func() {
-		time.Sleep(300 * time.Millisecond) // let a wrongly queued mail arrive
+		g.MailBarrier(tb) // a wrongly queued mail has arrived by now
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		for _, a := range n.addrs {
@@ -918,7 +918,7 @@ func TestAccountSignupTakenIdentical(t *testing.T) {
 		acctWant(t, "owner login with the own password", g.Client(t).Login(o, acctPassword), http.StatusOK)
 		acctWantCode(t, "login with the password of the later signup", g.Client(t).Login(o, other), http.StatusUnauthorized, "invalid_credentials")
 	}
-	g.SMTP.NoMoreMail(t, owner, 2, 300*time.Millisecond)
+	g.NoMoreMail(t, owner, 2)
 }
 
 // acctCheckExistsMail checks an "account exists" mail: to the owner, both
@@ -972,7 +972,7 @@ func TestAccountForgotResendIdentical(t *testing.T) {
 		acctSameAnswer(t, "POST "+path+": known vs unknown address", acctForm(t, c, path, "email", known), pu, known, unknown)
 		acctSameAnswer(t, "POST "+path+": pending vs unknown address", acctForm(t, c, path, "email", pending), pu, pending, unknown)
 	}
-	g.SMTP.NoMoreMail(t, unknown, 0, 300*time.Millisecond)
+	g.NoMoreMail(t, unknown, 0)
 }
 
 // TestAccountRateLimitIdentical is EN-4: the per-address limit answers the
@@ -1069,7 +1069,7 @@ func TestAccountPreHijack(t *testing.T) {
 		acctWantCode(t, "login with the victim's password", g.Client(t).Login(victim, victimPW), http.StatusUnauthorized, "invalid_credentials")
 		// No account exists, so a reset mails nothing.
 		acctWant(t, "forgot", v.PostJSON("/api/v1/password/forgot", map[string]string{"email": victim}), http.StatusAccepted)
-		g.SMTP.NoMoreMail(t, victim, 1, 500*time.Millisecond)
+		g.NoMoreMail(t, victim, 1)
 	})
 
 	t.Run("attacker signs up after the victim", func(t *testing.T) {
@@ -1412,7 +1412,7 @@ func TestAccountInvalidEmail(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// After the subtests: nothing was mailed anywhere.
-		g.SMTP.NoMoreMail(t, "", 0, 500*time.Millisecond)
+		g.NoMoreMail(t, "", 0)
 	})
 }
 

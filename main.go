@@ -166,13 +166,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	default:
 		return errors.New("configuration: smtp.host: must be set outside dev_mode")
 	}
-	worker, err := mail.NewWorker(mail.WorkerConfig{
-		Outbox: outbox, Transport: transport, Templates: templates, Logger: logger,
-		PublicURL: cfg.Server.PublicURL, Registerer: metrics,
-	})
-	if err != nil {
-		return err
-	}
 
 	registry, err := providers.NewRegistry(ctx, cfg.Server.PublicURL, providerConfigs(cfg.Providers), store,
 		deriveKey(secret, "gatehouse oauth v1"), &http.Client{Timeout: 10 * time.Second}, logger)
@@ -186,6 +179,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		providerLabels[p.ID] = p.Label
 	}
 
+	var heldBack func(context.Context, accounts.Mail)
+	if mailbox != nil {
+		heldBack = mailbox.HoldBack
+	}
 	a2 := cfg.Password.Argon2
 	hasher := accounts.NewHasher(accounts.Argon2Params{MemoryKiB: a2.MemoryKiB, Iterations: a2.Iterations, Parallelism: a2.Parallelism}, a2.MaxConcurrent, a2.MaxWaiting, a2.MaxWait)
 	hasher.FailFastOn(store.Outage())
@@ -213,7 +210,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		PerIP:      ratelimit.New(cfg.RateLimits.PerIP, time.Minute, nil),
 		PerAddress: ratelimit.New(cfg.RateLimits.PerAddress, time.Minute, nil),
 		Logger:     logger,
+		Now:        clockFrom(ctx),
+		HeldBack:   heldBack,
 	})
+
+	worker, err := mail.NewWorker(mail.WorkerConfig{
+		Outbox: outbox, Transport: transport, Templates: templates, Logger: logger,
+		PublicURL: cfg.Server.PublicURL, Registerer: metrics, Resolver: svc,
+	})
+	if err != nil {
+		return err
+	}
 
 	pages, err := web.New()
 	if err != nil {
@@ -237,6 +244,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AccessLog:           strings.EqualFold(cfg.Log.Level, "debug"),
 		VerifyTTL:           cfg.Tokens.VerifyTTL,
 		ResetTTL:            cfg.Tokens.ResetTTL,
+		MailInterval:        cfg.RateLimits.MailInterval,
+		MailPerHour:         cfg.RateLimits.MailPerHour,
 	}
 	deps := server.Deps{Logger: logger, Accounts: svc, Pages: pages, Ready: store.Ping, Registry: metrics, Providers: registry}
 	if mailbox != nil {
@@ -322,6 +331,17 @@ func newHTTPServer(c config.Server, h http.Handler, logger *slog.Logger) *http.S
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// clockKey is the context key of the clock that tests hand to run, so that
+// they move time forward instead of sleeping through timeouts.
+type clockKey struct{}
+
+// clockFrom returns the domain's clock: the one a test put into ctx, or nil
+// (time.Now).
+func clockFrom(ctx context.Context) func() time.Time {
+	now, _ := ctx.Value(clockKey{}).(func() time.Time)
+	return now
 }
 
 // tuneGC trades memory for CPU where it pays: every password check
@@ -502,7 +522,7 @@ func (d devMailboxRows) Rows() []web.MailboxRow {
 	msgs := d.m.Messages()
 	rows := make([]web.MailboxRow, len(msgs))
 	for i, m := range msgs {
-		rows[i] = web.MailboxRow{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, Link: m.Link, At: m.At}
+		rows[i] = web.MailboxRow{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Text, Link: m.Link, At: m.At, Held: m.Held}
 	}
 	return rows
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"testing"
 
@@ -11,6 +13,14 @@ import (
 func start(tb testing.TB, env map[string]string) *testkit.Gateway {
 	tb.Helper()
 	return testkit.Start(tb, run, testkit.StartSMTP(tb), testkit.Options{Env: env})
+}
+
+// runAt is run with the domain's clock set by clock: tests move time
+// forward instead of sleeping through timeouts and back-offs.
+func runAt(clock *testkit.Clock) testkit.RunFunc {
+	return func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+		return run(context.WithValue(ctx, clockKey{}, clock.Now), args, getenv, stdout)
+	}
 }
 
 // TestJourneyAPI is the smallest whole journey: signup, the mailed link,

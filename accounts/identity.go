@@ -325,30 +325,25 @@ func (s *Service) LinkWithPassword(ctx context.Context, raw, password, previous 
 		return User{}, NewSession{}, "", err
 	}
 	defer release()
-	failures, err := s.store.LoginFailures(ctx, t.Email)
+	guess, err := s.beginGuess(ctx, t.Email)
 	if err != nil {
-		return User{}, NewSession{}, "", fmt.Errorf("load login failures: %w", err)
-	}
-	if wait := s.lockout(failures); wait > 0 {
-		s.log.Info("login locked out", "event", "login_locked", "failures", failures.Count)
-		return User{}, NewSession{}, "", &RateLimitError{RetryAfter: wait}
+		return User{}, NewSession{}, "", err
 	}
 	u, err := s.store.User(ctx, t.UserID)
 	if err != nil {
+		s.dropGuess(ctx, guess)
 		return User{}, NewSession{}, "", fmt.Errorf("find user: %w", err)
 	}
 	ok, _, err := s.hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
+		s.dropGuess(ctx, guess)
 		return User{}, NewSession{}, "", fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
-		return User{}, NewSession{}, "", s.loginFailed(ctx, t.Email)
+		s.log.Info("link with wrong password", "event", "login_failed")
+		return User{}, NewSession{}, "", s.guessFailed(ctx, guess)
 	}
-	if failures.Count > 0 {
-		if err := s.store.ClearLoginFailures(ctx, t.Email); err != nil {
-			s.log.Warn("clear login failures", "error", err)
-		}
-	}
+	s.guessSucceeded(ctx, guess)
 	return s.completeLink(ctx, t, u, previous, c)
 }
 
@@ -363,22 +358,29 @@ func (s *Service) RequestLinkMail(ctx context.Context, raw string, c Client) err
 	if err := s.limit(ActResend, c, t.Email); err != nil {
 		return err
 	}
-	ok, err := s.takeMailQuota(ctx, t.Email, MailLinkConfirm)
-	if err != nil || !ok {
+	account := firstNonEmpty(t.Profile.Email, t.Profile.Username, t.Profile.Name)
+	m := Mail{
+		To: t.Email, Kind: MailLinkConfirm, ValidFor: linkTTL,
+		Provider: firstNonEmpty(s.cfg.ProviderLabels[t.Profile.Provider], t.Profile.Provider), ProviderAccount: account,
+	}
+	slot, ok, err := s.reserveMail(ctx, t.Email, MailLinkConfirm, "")
+	if err != nil {
 		return err
+	}
+	if !ok {
+		s.heldBack(ctx, m)
+		return nil
 	}
 	confirm, err := s.issueToken(ctx, Token{
 		Purpose: PurposeLinkConfirm, Subject: t.UserID, Email: t.Email, UserID: t.UserID,
 		Profile: t.Profile, LinkHash: t.Hash, ReturnTo: t.ReturnTo,
 	}, linkTTL)
 	if err != nil {
+		s.voidMail(ctx, slot)
 		return err
 	}
-	account := firstNonEmpty(t.Profile.Email, t.Profile.Username, t.Profile.Name)
-	return s.mailer.Send(ctx, Mail{
-		To: t.Email, Kind: MailLinkConfirm, Link: s.mailLink("/auth/link/confirm", confirm, ""),
-		ValidFor: linkTTL, Provider: firstNonEmpty(s.cfg.ProviderLabels[t.Profile.Provider], t.Profile.Provider), ProviderAccount: account,
-	})
+	m.Link = s.mailLink("/auth/link/confirm", confirm, "")
+	return s.queue(ctx, slot, m)
 }
 
 // CheckLinkConfirmation reports whether a mailed confirmation can be used

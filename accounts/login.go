@@ -31,13 +31,9 @@ func (s *Service) Login(ctx context.Context, email, password, previous string, c
 		return User{}, NewSession{}, err
 	}
 	defer release()
-	failures, err := s.store.LoginFailures(ctx, email)
+	guess, err := s.beginGuess(ctx, email)
 	if err != nil {
-		return User{}, NewSession{}, fmt.Errorf("load login failures: %w", err)
-	}
-	if wait := s.lockout(failures); wait > 0 {
-		s.log.Info("login locked out", "event", "login_locked", "failures", failures.Count)
-		return User{}, NewSession{}, &RateLimitError{RetryAfter: wait}
+		return User{}, NewSession{}, err
 	}
 
 	u, err := s.userByEmail(ctx, email)
@@ -45,25 +41,24 @@ func (s *Service) Login(ctx context.Context, email, password, previous string, c
 	case err == nil:
 		ok, rehash, err := s.hasher.Verify(ctx, password, u.PasswordHash)
 		if err != nil {
+			s.dropGuess(ctx, guess)
 			return User{}, NewSession{}, fmt.Errorf("verify password: %w", err)
 		}
 		if !ok {
-			return User{}, NewSession{}, s.loginFailed(ctx, email)
+			s.log.Info("login failed", "event", "login_failed")
+			return User{}, NewSession{}, s.guessFailed(ctx, guess)
 		}
 		if rehash {
 			s.rehash(ctx, u, password)
 		}
 	case errors.Is(err, ErrNotFound):
-		return User{}, NewSession{}, s.loginUnknown(ctx, email, password)
+		return User{}, NewSession{}, s.loginUnknown(ctx, guess, password)
 	default:
+		s.dropGuess(ctx, guess)
 		return User{}, NewSession{}, fmt.Errorf("find user: %w", err)
 	}
 
-	if failures.Count > 0 {
-		if err := s.store.ClearLoginFailures(ctx, email); err != nil {
-			s.log.Warn("clear login failures", "error", err)
-		}
-	}
+	s.guessSucceeded(ctx, guess)
 	ns, err := s.startSession(ctx, u.ID, previous, c)
 	if err != nil {
 		return User{}, NewSession{}, err
@@ -74,28 +69,24 @@ func (s *Service) Login(ctx context.Context, email, password, previous string, c
 
 // loginUnknown handles an address with no user: it may be a pending signup,
 // whose owner is told to verify only if the password is theirs.
-func (s *Service) loginUnknown(ctx context.Context, email, password string) error {
-	pending, err := s.pendingSignup(ctx, email)
+func (s *Service) loginUnknown(ctx context.Context, guess LoginAttempt, password string) error {
+	pending, err := s.pendingSignup(ctx, guess.Email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.dropGuess(ctx, guess)
 		return fmt.Errorf("find pending signup: %w", err)
 	}
 	ok, _, err := s.hasher.Verify(ctx, password, pending.PasswordHash)
 	if err != nil {
+		s.dropGuess(ctx, guess)
 		return fmt.Errorf("verify password: %w", err)
 	}
 	if ok {
+		s.guessSucceeded(ctx, guess)
 		s.log.Info("login before verification", "event", "login_unverified")
 		return ErrEmailNotVerified
 	}
-	return s.loginFailed(ctx, email)
-}
-
-func (s *Service) loginFailed(ctx context.Context, email string) error {
-	if err := s.store.RecordLoginFailure(ctx, email, s.now()); err != nil {
-		return fmt.Errorf("record login failure: %w", err)
-	}
 	s.log.Info("login failed", "event", "login_failed")
-	return ErrInvalidCredentials
+	return s.guessFailed(ctx, guess)
 }
 
 // rehash upgrades a hash made with an older, cheaper cost. It is best effort:

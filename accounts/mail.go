@@ -23,7 +23,19 @@ const (
 	// MailLinkConfirm asks the owner of an account to confirm linking a
 	// provider identity that signed in with the account's address.
 	MailLinkConfirm MailKind = "link_confirm"
+
+	// MailResetRequest and MailVerifyRequest are requests, not mails: a
+	// forgot-password or resend queues one for any address alike, so the
+	// answer takes the same time whether the address is known (EN-3). When
+	// its turn comes, the outbox's worker asks ResolveMail what to send:
+	// a reset or verify mail, or nothing.
+	MailResetRequest  MailKind = "reset_request"
+	MailVerifyRequest MailKind = "verify_request"
 )
+
+// IsRequest reports whether k is a request that ResolveMail turns into a
+// mail (or into nothing) at delivery time.
+func (k MailKind) IsRequest() bool { return k == MailResetRequest || k == MailVerifyRequest }
 
 // Mail is one message to one recipient. Link may carry a secret token, so a
 // Mailer must never store or log it in the clear.

@@ -71,7 +71,11 @@ type Token struct {
 	// ReturnTo is where the person goes once a link is done.
 	ReturnTo  string
 	CreatedAt time.Time
+	// ExpiresAt ends the link; KeepUntil (never before it) is when the
+	// record may be deleted: a signup outlives its link, so that its owner
+	// can still ask for a new one.
 	ExpiresAt time.Time
+	KeepUntil time.Time
 }
 
 // Session is a signed-in browser or client. The cookie holds "<ID>.<secret>";
@@ -107,10 +111,30 @@ type Client struct {
 	UserAgent string
 }
 
-// Failures counts consecutive failed sign-ins for one address.
-type Failures struct {
-	Count  int
-	LastAt time.Time
+// MailSlot is one numbered place in an address's mail quota ledger (see
+// quota.go): a mail that was, or is being, queued.
+type MailSlot struct {
+	N int
+	// Ref names what took the slot (the queued request that a retried
+	// resolution belongs to), so that a retry finds its own slot.
+	Ref        string
+	ReservedAt time.Time
+	// QueuedAt is when the mail was queued; zero while it is prepared.
+	QueuedAt time.Time
+	// Void: the mail was refused by the quota or could not be queued; the
+	// slot counts for nothing.
+	Void      bool
+	ExpiresAt time.Time
+}
+
+// LoginAttempt is one admitted password check of an address. Attempts are
+// numbered per address and epoch; a success starts a new epoch (or frees its
+// number when nothing failed before it), a failure keeps its number, so N
+// counts the attempts before this one that failed or are still being checked.
+type LoginAttempt struct {
+	Email string
+	Epoch string
+	N     int
 }
 
 // newSecret returns a random 256-bit token, base64url, and its hash.

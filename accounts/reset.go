@@ -6,9 +6,12 @@ import (
 	"fmt"
 )
 
-// ForgotPassword mails a reset link if the address belongs to a user. The
-// answer is the same for unknown addresses (EN-3). A login lockout does not
-// block it: a reset is how a locked-out owner gets back in.
+// ForgotPassword queues a request for a reset link. Every address gets the
+// same answer after the same work, one queued request (EN-3): whether the
+// address has an account, and whether the quota allows a mail, is decided
+// when the worker resolves the request (resolveReset), after the answer. A
+// login lockout does not block it: a reset is how a locked-out owner gets
+// back in.
 func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -17,27 +20,61 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 	if err := s.limit(ActForgot, c, email); err != nil {
 		return err
 	}
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailResetRequest}); err != nil {
+		return fmt.Errorf("queue reset request: %w", err)
+	}
+	s.log.Info("password reset requested", "event", "reset_requested")
+	return nil
+}
+
+// resolveReset mails a reset link if email belongs to a user and the quota
+// allows.
+func (s *Service) resolveReset(ctx context.Context, ref, email string) (Mail, bool, error) {
 	u, err := s.userByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		s.log.Info("password reset for unknown address", "event", "reset_requested_unknown")
-		return nil
+		return Mail{}, false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("find user: %w", err)
+		return Mail{}, false, fmt.Errorf("find user: %w", err)
 	}
-	ok, err := s.takeMailQuota(ctx, email, MailReset)
+	m := Mail{To: u.Email, Kind: MailReset, ValidFor: s.cfg.ResetTTL}
+	slot, ok, err := s.reserveMail(ctx, u.Email, MailReset, ref)
 	if err != nil || !ok {
-		return err
+		if err == nil {
+			s.heldBack(ctx, m)
+		}
+		return Mail{}, false, err
 	}
 	raw, err := s.issueToken(ctx, Token{Purpose: PurposeReset, Subject: u.ID, Email: u.Email, UserID: u.ID}, s.cfg.ResetTTL)
 	if err != nil {
-		return err
+		s.voidMail(ctx, slot)
+		return Mail{}, false, err
 	}
-	s.log.Info("password reset requested", "event", "reset_requested", "user_id", u.ID)
-	if err := s.mailer.Send(ctx, Mail{To: u.Email, Kind: MailReset, Link: s.mailLink("/password/reset", raw, ""), ValidFor: s.cfg.ResetTTL}); err != nil {
-		return fmt.Errorf("queue reset mail: %w", err)
+	if err := s.mailQueued(ctx, slot); err != nil {
+		return Mail{}, false, err
 	}
-	return nil
+	s.log.Info("password reset link issued", "event", "reset_link_issued", "user_id", u.ID)
+	m.Link = s.mailLink("/password/reset", raw, "")
+	return m, true, nil
+}
+
+// ResolveMail turns a queued request into the mail to send, when the
+// outbox's worker gets to it: ok is false when there is nothing to send (no
+// such account, or the quota holds the mail back). The worker calls it at
+// each delivery attempt; ref, the queued request's id, makes a retry reuse
+// the quota its first attempt took. The new link replaces any link issued
+// at an earlier attempt, whose mail was not delivered. Other kinds are
+// returned as they are.
+func (s *Service) ResolveMail(ctx context.Context, ref string, m Mail) (Mail, bool, error) {
+	switch m.Kind {
+	case MailResetRequest:
+		return s.resolveReset(ctx, ref, m.To)
+	case MailVerifyRequest:
+		return s.resolveVerify(ctx, ref, m.To)
+	default:
+		return m, true, nil
+	}
 }
 
 // ResetPassword sets a new password with a mailed reset token. Every session
@@ -103,14 +140,23 @@ func (s *Service) ChangePassword(ctx context.Context, a Auth, current, password 
 	if err := s.policy.Check(password, u.Email); err != nil {
 		return err
 	}
+	// A wrong current password counts toward the address's login lockout,
+	// and a locked-out address cannot try one here: a stolen session must
+	// not become a password-guessing oracle (PW-5, AB-1).
+	guess, err := s.beginGuess(ctx, u.Email)
+	if err != nil {
+		return err
+	}
 	ok, _, err := s.hasher.Verify(ctx, current, u.PasswordHash)
 	if err != nil {
+		s.dropGuess(ctx, guess)
 		return fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
 		s.log.Info("password change with wrong password", "event", "password_change_failed", "user_id", u.ID)
-		return ErrInvalidCredentials
+		return s.guessFailed(ctx, guess)
 	}
+	s.guessSucceeded(ctx, guess)
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)

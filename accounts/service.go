@@ -56,6 +56,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// HeldBack, if not nil, is told of each mail the quota refused (the
+	// development mailbox lists them).
+	HeldBack func(context.Context, Mail)
 }
 
 // Service implements every account use case. It is safe for concurrent use.
@@ -71,6 +74,7 @@ type Service struct {
 	now    func() time.Time
 	cache  *sessionCache
 	claims claimCache
+	held   func(context.Context, Mail)
 }
 
 // NewService returns a Service.
@@ -90,6 +94,7 @@ func NewService(cfg Config, d Deps) *Service {
 		log:    d.Logger,
 		now:    func() time.Time { return now().UTC().Truncate(time.Millisecond) },
 		cache:  newSessionCache(cfg.SessionCacheTTL),
+		held:   d.HeldBack,
 	}
 }
 
@@ -156,65 +161,6 @@ func mailGroup(k MailKind) string {
 	}
 }
 
-// takeMailQuota reports whether a mail of kind may go to email now, under
-// the per-address quota (AB-2). Each limit is two fixed windows of twice its
-// length, offset by one length, so any interval of the limit's length lies
-// inside one window: the quota is exact, and shared by every instance
-// because a slot is an insert with a unique key.
-func (s *Service) takeMailQuota(ctx context.Context, email string, k MailKind) (bool, error) {
-	g := mailGroup(k)
-	if g == "" {
-		return true, nil
-	}
-	now := s.now()
-	limits := []struct {
-		name  string
-		every time.Duration
-		n     int
-	}{
-		{"interval", s.cfg.MailInterval, 1},
-		{"hour", time.Hour, s.cfg.MailPerHour},
-	}
-	for _, l := range limits {
-		for off := range 2 {
-			w := now.Add(time.Duration(off) * l.every).Truncate(2 * l.every)
-			got := false
-			for i := range l.n {
-				key := fmt.Sprintf("mail|%s|%s|%s|%d|%d|%d", g, email, l.name, off, w.UnixMilli(), i)
-				ok, err := s.store.TakeSlot(ctx, key, w.Add(2*l.every))
-				if err != nil {
-					return false, fmt.Errorf("take mail slot: %w", err)
-				}
-				if ok {
-					got = true
-					break
-				}
-			}
-			if !got {
-				return false, nil
-			}
-		}
-	}
-	return true, nil
-}
-
-// send queues a mail if the address's quota allows it. A refused quota is not
-// an error: the caller's answer must not change.
-func (s *Service) send(ctx context.Context, m Mail) error {
-	ok, err := s.takeMailQuota(ctx, m.To, m.Kind)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.log.Info("mail suppressed by quota", "event", "mail_quota", "kind", string(m.Kind))
-		return nil
-	}
-	if err := s.mailer.Send(ctx, m); err != nil {
-		return fmt.Errorf("queue %s mail: %w", m.Kind, err)
-	}
-	return nil
-}
-
 // mailLink builds a mailed link from the public URL, never from a request's
 // Host. returnTo, already checked by the caller, rides along so that a user
 // who signed up on the way to an app gets back to it.
@@ -239,10 +185,14 @@ func (s *Service) issueToken(ctx context.Context, t Token, ttl time.Duration) (r
 	raw, t.Hash = newSecret()
 	t.CreatedAt = s.now()
 	t.ExpiresAt = t.CreatedAt.Add(ttl)
+	t.KeepUntil = t.ExpiresAt
+	if t.Purpose == PurposeVerify {
+		t.KeepUntil = t.ExpiresAt.Add(lapsedSignupKeep)
+	}
 	if err := s.store.InsertToken(ctx, t); err != nil {
 		return "", fmt.Errorf("insert token: %w", err)
 	}
-	prev, err := s.store.SetTokenHead(ctx, t.Purpose, t.Subject, t.Hash, t.ExpiresAt)
+	prev, err := s.store.SetTokenHead(ctx, t.Purpose, t.Subject, t.Hash, t.KeepUntil)
 	if err != nil {
 		return "", fmt.Errorf("set token head: %w", err)
 	}
@@ -382,18 +332,6 @@ func (s *Service) startSession(ctx context.Context, userID, previous string, c C
 		return NewSession{}, fmt.Errorf("insert session: %w", err)
 	}
 	return NewSession{Token: sess.ID + "." + secret, Session: sess}, nil
-}
-
-// lockout reports how long an address must wait before its next sign-in
-// attempt: nothing until LockoutAfter failures, then 1 s doubling per
-// failure, capped at LockoutMax.
-func (s *Service) lockout(f Failures) time.Duration {
-	if f.Count < s.cfg.LockoutAfter {
-		return 0
-	}
-	n := min(f.Count-s.cfg.LockoutAfter, 30)
-	d := min(time.Second<<n, s.cfg.LockoutMax)
-	return f.LastAt.Add(d).Sub(s.now())
 }
 
 // truncate cuts s to at most n bytes without splitting a character.

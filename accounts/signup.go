@@ -41,13 +41,13 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 		return fmt.Errorf("find user: %w", err)
 	}
 	// The quota is taken before the token is replaced: a signup whose mail
-	// would be suppressed must not void the link already in the inbox.
-	ok, err := s.takeMailQuota(ctx, email, MailVerify)
+	// would be held back must not void the link already in the inbox.
+	slot, ok, err := s.reserveMail(ctx, email, MailVerify, "")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		s.log.Info("signup mail suppressed by quota", "event", "mail_quota", "kind", string(MailVerify))
+		s.heldBack(ctx, Mail{To: email, Kind: MailVerify})
 		return nil
 	}
 	// A repeated signup keeps the user id of the pending one, so that a
@@ -56,6 +56,7 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 	if pending, err := s.pendingSignup(ctx, email); err == nil {
 		userID = pending.UserID
 	} else if !errors.Is(err, ErrNotFound) {
+		s.voidMail(ctx, slot)
 		return fmt.Errorf("find pending signup: %w", err)
 	}
 	raw, err := s.issueToken(ctx, Token{
@@ -66,17 +67,18 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 		PasswordHash: hash,
 	}, s.cfg.VerifyTTL)
 	if err != nil {
+		s.voidMail(ctx, slot)
 		return err
 	}
 	s.log.Info("signup", "event", "signup")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL}); err != nil {
-		return fmt.Errorf("queue verify mail: %w", err)
-	}
-	return nil
+	return s.queue(ctx, slot, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL})
 }
 
-// ResendVerification mails a fresh link for a pending signup. The answer is
-// the same for unknown, pending and verified addresses (EN-3).
+// ResendVerification queues a request for a fresh verification link. Every
+// address gets the same answer after the same work, one queued request
+// (EN-3): whether it is a pending or lapsed signup, and whether the quota
+// allows a mail, is decided when the worker resolves the request
+// (resolveVerify), after the answer.
 func (s *Service) ResendVerification(ctx context.Context, email string, c Client) error {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -85,31 +87,53 @@ func (s *Service) ResendVerification(ctx context.Context, email string, c Client
 	if err := s.limit(ActResend, c, email); err != nil {
 		return err
 	}
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerifyRequest}); err != nil {
+		return fmt.Errorf("queue verification request: %w", err)
+	}
+	s.log.Info("verification resend requested", "event", "verify_resend_requested")
+	return nil
+}
+
+// resolveVerify mails a fresh link to the newest signup of email, lapsed
+// or not, if there is one and the quota allows.
+func (s *Service) resolveVerify(ctx context.Context, ref, email string) (Mail, bool, error) {
 	pending, err := s.pendingSignup(ctx, email)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		return Mail{}, false, nil
 	}
 	if err != nil {
-		return err
+		return Mail{}, false, fmt.Errorf("find pending signup: %w", err)
 	}
-	ok, err := s.takeMailQuota(ctx, email, MailVerify)
+	m := Mail{To: email, Kind: MailVerify, ValidFor: s.cfg.VerifyTTL}
+	slot, ok, err := s.reserveMail(ctx, email, MailVerify, ref)
 	if err != nil || !ok {
-		return err
+		if err == nil {
+			s.heldBack(ctx, m)
+		}
+		return Mail{}, false, err
 	}
 	pending.Hash = ""
 	raw, err := s.issueToken(ctx, pending, s.cfg.VerifyTTL)
 	if err != nil {
-		return err
+		s.voidMail(ctx, slot)
+		return Mail{}, false, err
+	}
+	if err := s.mailQueued(ctx, slot); err != nil {
+		return Mail{}, false, err
 	}
 	s.log.Info("verification resent", "event", "verify_resent")
-	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, ""), ValidFor: s.cfg.VerifyTTL}); err != nil {
-		return fmt.Errorf("queue verify mail: %w", err)
-	}
-	return nil
+	m.Link = s.mailLink("/verify", raw, pending.ReturnTo)
+	return m, true, nil
 }
 
-// pendingSignup returns the newest live signup token of an address, or
-// ErrNotFound.
+// lapsedSignupKeep is how long a signup whose link expired is kept, so that
+// its owner can still ask for a new link (or signs in and is told to) and
+// finish it with the password they chose. Only its newest link, with that
+// password, verifies.
+const lapsedSignupKeep = 7 * 24 * time.Hour
+
+// pendingSignup returns the newest signup of an address, live or lapsed
+// (its link expired less than lapsedSignupKeep ago), or ErrNotFound.
 func (s *Service) pendingSignup(ctx context.Context, email string) (Token, error) {
 	head, err := s.store.TokenHead(ctx, PurposeVerify, email)
 	if err != nil {
@@ -119,7 +143,7 @@ func (s *Service) pendingSignup(ctx context.Context, email string) (Token, error
 	if err != nil {
 		return Token{}, err
 	}
-	if t.Purpose != PurposeVerify || !s.now().Before(t.ExpiresAt) {
+	if t.Purpose != PurposeVerify || !s.now().Before(t.ExpiresAt.Add(lapsedSignupKeep)) {
 		return Token{}, ErrNotFound
 	}
 	return t, nil

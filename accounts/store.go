@@ -78,15 +78,34 @@ type SessionStore interface {
 
 // LimitStore keeps the abuse counters that must be shared by every instance.
 type LimitStore interface {
-	// TakeSlot inserts a marker with a unique key and reports whether this
-	// call inserted it (false: the slot was already taken). Fixed-window
-	// quotas are built from slots, exact even across instances.
-	TakeSlot(ctx context.Context, key string, expiresAt time.Time) (bool, error)
-	// LoginFailures returns the failure count of an address (zero if none).
-	LoginFailures(ctx context.Context, email string) (Failures, error)
-	// RecordLoginFailure adds one failure at time at.
-	RecordLoginFailure(ctx context.Context, email string, at time.Time) error
-	// ClearLoginFailures forgets the failures of an address.
+	// MailLedgerNext returns a hint of the next free slot number of a mail
+	// ledger (0 for a new one): every number below it was taken when the
+	// hint was written, numbers above it may be too.
+	MailLedgerNext(ctx context.Context, ledger string) (int, error)
+	// ReserveMailSlot inserts slot.N of ledger; ErrConflict if the number is
+	// taken. Of concurrent callers, on any instance, exactly one gets a
+	// number.
+	ReserveMailSlot(ctx context.Context, ledger string, slot MailSlot) error
+	// MailSlot returns slot n of ledger, or ErrNotFound.
+	MailSlot(ctx context.Context, ledger string, n int) (MailSlot, error)
+	// FinishMailSlot records that slot n's mail was queued at queuedAt, or,
+	// if void, that it was not queued at all.
+	FinishMailSlot(ctx context.Context, ledger string, n int, queuedAt time.Time, void bool) error
+	// BeginLoginAttempt admits one password check for an address: it takes
+	// the lowest free number of the address's current epoch with a
+	// unique-key insert, so concurrent attempts, on any instance, get
+	// distinct numbers, and at is kept as the attempt's time.
+	BeginLoginAttempt(ctx context.Context, email string, at time.Time) (LoginAttempt, error)
+	// LoginAttemptTime returns when attempt n of a's epoch began, or
+	// ErrNotFound.
+	LoginAttemptTime(ctx context.Context, a LoginAttempt, n int) (time.Time, error)
+	// FailLoginAttempt keeps attempt a as a failure, at time at.
+	FailLoginAttempt(ctx context.Context, a LoginAttempt, at time.Time) error
+	// DropLoginAttempt deletes attempt a, freeing its number: it was refused
+	// before any check, or it succeeded.
+	DropLoginAttempt(ctx context.Context, a LoginAttempt) error
+	// ClearLoginFailures starts a new epoch for the address: the attempts
+	// of the old one no longer count.
 	ClearLoginFailures(ctx context.Context, email string) error
 }
 

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/accounts"
 )
 
 // devMailboxSize bounds the memory a development mailbox can hold.
@@ -21,6 +23,9 @@ type Delivered struct {
 	HTML    string
 	Link    string
 	At      time.Time
+	// Held: the mail quota held this mail back; nothing was sent, and
+	// Subject names its kind.
+	Held bool
 }
 
 // DevMailbox is the transport used when no SMTP server is configured: it keeps
@@ -54,17 +59,29 @@ func (d *DevMailbox) Deliver(ctx context.Context, to string, msg Rendered) error
 		Link:    msg.Link,
 		At:      d.now(),
 	}
-	d.mu.Lock()
-	if len(d.mails) == devMailboxSize {
-		d.mails = append(d.mails[:0], d.mails[1:]...)
-	}
-	d.mails = append(d.mails, m)
-	d.mu.Unlock()
+	d.keep(m)
 	// Logging the link is the documented development behaviour (DESIGN.md):
 	// without SMTP, the log is how a developer receives mail.
 	d.logger.InfoContext(ctx, "mail delivered to development mailbox",
 		"event", "mail_dev_delivered", "dev_mail_id", m.ID, "to", to, "subject", m.Subject, "link", m.Link)
 	return nil
+}
+
+// HoldBack lists a mail that the quota held back, so that a developer who
+// waits for one sees why none came. It has no link: none was made.
+func (d *DevMailbox) HoldBack(ctx context.Context, m accounts.Mail) {
+	d.keep(Delivered{ID: newID(), To: m.To, Subject: string(m.Kind), At: d.now(), Held: true})
+	d.logger.InfoContext(ctx, "mail held back by the quota (development mailbox)", "event", "mail_dev_held", "to", m.To, "kind", m.Kind)
+}
+
+// keep adds m, dropping the oldest beyond devMailboxSize.
+func (d *DevMailbox) keep(m Delivered) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.mails) == devMailboxSize {
+		d.mails = append(d.mails[:0], d.mails[1:]...)
+	}
+	d.mails = append(d.mails, m)
 }
 
 // Messages returns the kept mails, newest first.

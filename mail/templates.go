@@ -30,7 +30,9 @@ var kinds = []accounts.MailKind{
 	accounts.MailLinkConfirm,
 }
 
-func knownKind(k accounts.MailKind) bool { return slices.Contains(kinds, k) }
+// knownKind reports whether the outbox takes mails of kind k: those with
+// templates, and the requests that a Resolver turns into one of them.
+func knownKind(k accounts.MailKind) bool { return slices.Contains(kinds, k) || k.IsRequest() }
 
 // TemplateData is what a mail template can use.
 type TemplateData struct {

@@ -72,6 +72,16 @@ type WorkerConfig struct {
 	Now func() time.Time
 	// Registerer, if not nil, receives the worker's metrics.
 	Registerer prometheus.Registerer
+	// Resolver turns queued requests (accounts.MailKind.IsRequest) into
+	// the mail to send; without one they are dropped.
+	Resolver Resolver
+}
+
+// Resolver decides, when a queued request's turn comes, what mail it
+// becomes: ok false means none. It is called at every delivery attempt,
+// with the queued message's id as ref. accounts.Service implements it.
+type Resolver interface {
+	ResolveMail(ctx context.Context, ref string, m accounts.Mail) (mail accounts.Mail, ok bool, err error)
 }
 
 // Worker delivers the outbox. Several workers, in one process or many, may
@@ -84,6 +94,7 @@ type Worker struct {
 	poke      <-chan struct{}
 	transport Transport
 	templates *Templates
+	resolver  Resolver
 	logger    *slog.Logger
 	now       func() time.Time
 	metrics   workerMetrics
@@ -134,6 +145,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		poke:         cfg.Outbox.poke,
 		transport:    cfg.Transport,
 		templates:    cfg.Templates,
+		resolver:     cfg.Resolver,
 		logger:       cfg.Logger,
 		now:          cfg.Now,
 		productName:  cmp.Or(cfg.ProductName, "Gatehouse"),
@@ -364,7 +376,23 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 		w.failed(rctx, m, a, err.Error(), false)
 		return
 	}
-	r, err := w.templates.Render(m.Kind, TemplateData{
+	to, kind := m.To, m.Kind
+	if kind.IsRequest() {
+		resolved, ok, err := w.resolve(ctx, m)
+		if err != nil {
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer rcancel()
+			w.failed(rctx, m, a, scrub(err, ""), ctx.Err() != nil)
+			return
+		}
+		if !ok {
+			w.settle(ctx, m, a)
+			return
+		}
+		to, kind = resolved.To, resolved.Kind
+		data = sealedData{Link: resolved.Link, Email: resolved.To, ValidFor: resolved.ValidFor, Provider: resolved.Provider, ProviderAccount: resolved.ProviderAccount}
+	}
+	r, err := w.templates.Render(kind, TemplateData{
 		Link: data.Link, Email: data.Email, ProductName: w.productName, PublicURL: w.publicURL,
 		ValidFor: HumanDuration(data.ValidFor), Provider: data.Provider, ProviderAccount: data.ProviderAccount,
 	})
@@ -373,7 +401,7 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 		return
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, a.LeaseUntil.Sub(w.now())-w.leaseMargin)
-	err = w.transport.Deliver(sendCtx, m.To, r)
+	err = w.transport.Deliver(sendCtx, to, r)
 	cancel()
 
 	// The outcome is recorded even when ctx was cancelled meanwhile.
@@ -386,6 +414,35 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 		return
 	}
 	w.sent(rctx, m, a)
+}
+
+// resolve asks the resolver what a queued request becomes.
+func (w *Worker) resolve(ctx context.Context, m StoredMessage) (accounts.Mail, bool, error) {
+	if w.resolver == nil {
+		return accounts.Mail{}, false, nil
+	}
+	resolved, ok, err := w.resolver.ResolveMail(ctx, m.ID, accounts.Mail{To: m.To, Kind: m.Kind})
+	if err != nil {
+		return accounts.Mail{}, false, fmt.Errorf("resolve %s: %w", m.Kind, err)
+	}
+	if ok && (resolved.Kind.IsRequest() || !knownKind(resolved.Kind)) {
+		return accounts.Mail{}, false, fmt.Errorf("resolve %s: got kind %q", m.Kind, resolved.Kind)
+	}
+	return resolved, ok, nil
+}
+
+// settle finishes a request that resolved to no mail: nothing is sent, and
+// the request is deleted as a delivered mail would be.
+func (w *Worker) settle(ctx context.Context, m StoredMessage, a Attempt) {
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	a.Outcome, a.FinishedAt = OutcomeSent, w.now()
+	if err := w.store.FinishAttempt(rctx, a); err != nil {
+		w.storeFailed(rctx, "record settled request", err, "message_id", m.ID)
+	}
+	w.remove(rctx, m.ID, a.N+1)
+	delete(w.hints, m.ID)
+	w.logger.DebugContext(ctx, "mail request settled without a mail", "event", "mail_request_settled", "message_id", m.ID, "kind", m.Kind)
 }
 
 // sent records a delivery and deletes the mail.

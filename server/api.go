@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/mail"
 )
 
 // userJSON is the public view of a user (API.md): never a hash or token.
@@ -96,7 +97,7 @@ func (s *Server) handleAPISignup() http.Handler {
 			s.respond.jsonError(w, r, err)
 			return
 		}
-		s.respond.json(w, http.StatusAccepted, map[string]string{"status": "verification_sent"})
+		s.respond.json(w, http.StatusAccepted, s.mailRequested("verification_sent"))
 	})
 }
 
@@ -149,8 +150,28 @@ func (s *Server) handleAPIMailRequest(request func(context.Context, string, acco
 			s.respond.jsonError(w, r, err)
 			return
 		}
-		s.respond.json(w, http.StatusAccepted, map[string]string{"status": status})
+		s.respond.json(w, http.StatusAccepted, s.mailRequested(status))
 	})
+}
+
+// mailRequestedJSON answers a request that may mail a link. Like the page,
+// it states the mail quota, the same for every address.
+type mailRequestedJSON struct {
+	Status              string `json:"status"`
+	MailIntervalSeconds int    `json:"mail_interval_seconds"`
+	MailPerHour         int    `json:"mail_per_hour"`
+	Message             string `json:"message"`
+}
+
+func (s *Server) mailRequested(status string) mailRequestedJSON {
+	interval := mail.HumanDuration(s.cfg.MailInterval)
+	return mailRequestedJSON{
+		Status:              status,
+		MailIntervalSeconds: int(s.cfg.MailInterval / time.Second),
+		MailPerHour:         s.cfg.MailPerHour,
+		Message: "If the address can receive it, a link is on its way. We send at most one every " + interval +
+			" to an address: if we sent you one in the last " + interval + ", use that one.",
+	}
 }
 
 func (s *Server) handleAPILogin() http.Handler {

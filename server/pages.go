@@ -93,7 +93,7 @@ func (s *Server) handleSignupForm() http.Handler {
 		var pe *accounts.PasswordError
 		switch {
 		case err == nil:
-			s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: "signup", ValidFor: mail.HumanDuration(s.cfg.VerifyTTL)})
+			s.respond.page(w, r, http.StatusOK, s.checkInbox(r, email, "signup", s.cfg.VerifyTTL))
 			return
 		case errors.Is(err, accounts.ErrInvalidEmail):
 			p.FieldErrors.Email = errorFor(err).Message
@@ -208,8 +208,19 @@ func (s *Server) handleMailRequestForm(request func(context.Context, string, acc
 			s.formError(w, r, err, func(msg string) web.Page { return errPage(r, email, msg) })
 			return
 		}
-		s.respond.page(w, r, http.StatusOK, web.CheckInboxPage{Base: s.pageBase(r, ""), Email: email, Kind: kind, ValidFor: mail.HumanDuration(ttl)})
+		s.respond.page(w, r, http.StatusOK, s.checkInbox(r, email, kind, ttl))
 	})
+}
+
+// checkInbox is the neutral answer to a request that may mail a link. It
+// states the mail quota to everyone alike: a person whose request was held
+// back learns that the last link still works, and nobody learns whether
+// this one was.
+func (s *Server) checkInbox(r *http.Request, email, kind string, ttl time.Duration) web.CheckInboxPage {
+	return web.CheckInboxPage{
+		Base: s.pageBase(r, ""), Email: email, Kind: kind, ValidFor: mail.HumanDuration(ttl),
+		MailInterval: mail.HumanDuration(s.cfg.MailInterval), MailPerHour: s.cfg.MailPerHour,
+	}
 }
 
 func (s *Server) loginPage(r *http.Request, p web.LoginPage) web.LoginPage {

@@ -52,6 +52,10 @@ type Config struct {
 	// pages that mention them.
 	VerifyTTL time.Duration
 	ResetTTL  time.Duration
+	// MailInterval and MailPerHour are the per-address mail quota, which
+	// every "check your inbox" answer states, the same for every address.
+	MailInterval time.Duration
+	MailPerHour  int
 }
 
 // Mailbox lists the mails of the development mailbox.

@@ -60,6 +60,10 @@ type CheckInboxPage struct {
 	Kind string
 	// ValidFor says how long the mailed link works, e.g. "24 hours".
 	ValidFor string
+	// MailInterval ("1 minute") and MailPerHour are the mail quota of an
+	// address, stated to everyone alike.
+	MailInterval string
+	MailPerHour  int
 }
 
 // VerifyPage asks for the signup password to confirm an address (GET /verify).
@@ -171,6 +175,8 @@ type MailboxRow struct {
 	Text    string // plain-text body
 	Link    string // the action link in the mail, if any
 	At      time.Time
+	// Held: the mail quota held this mail back; Subject names its kind.
+	Held bool
 }
 
 // Newest returns the mails newest first, whatever order the caller used.

@@ -114,6 +114,7 @@ type tokenDoc struct {
 	ReturnTo     string            `bson:"return_to,omitempty"`
 	CreatedAt    time.Time         `bson:"created_at"`
 	ExpiresAt    time.Time         `bson:"expires_at"`
+	KeepUntil    time.Time         `bson:"keep_until,omitempty"`
 }
 
 // InsertToken implements accounts.TokenStore.
@@ -246,27 +247,93 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID, except string) (
 	return res.DeletedCount, nil
 }
 
-type slotDoc struct {
+// A mail ledger is a run of numbered slot documents in the limits
+// collection, "<ledger>|<n>", taken by unique-key inserts (exact on FerretDB
+// and MongoDB alike), and a head document "<ledger>|next" that hints at the
+// next free number and lives as long as the newest slot.
+type mailSlotDoc struct {
+	Key        string    `bson:"_id"`
+	Ref        string    `bson:"ref,omitempty"`
+	ReservedAt time.Time `bson:"reserved_at"`
+	QueuedAt   time.Time `bson:"queued_at,omitempty"`
+	Void       bool      `bson:"void,omitempty"`
+	ExpiresAt  time.Time `bson:"expires_at"`
+}
+
+type ledgerHeadDoc struct {
 	Key       string    `bson:"_id"`
+	Next      int       `bson:"next"`
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
-// TakeSlot implements accounts.LimitStore.
-func (s *Store) TakeSlot(ctx context.Context, key string, expiresAt time.Time) (bool, error) {
-	err := s.insert(ctx, collLimits, slotDoc{Key: key, ExpiresAt: expiresAt})
-	if errors.Is(err, accounts.ErrConflict) {
-		return false, nil
+func mailSlotKey(ledger string, n int) string { return ledger + "|" + strconv.Itoa(n) }
+
+// MailLedgerNext implements accounts.LimitStore.
+func (s *Store) MailLedgerNext(ctx context.Context, ledger string) (int, error) {
+	var d ledgerHeadDoc
+	err := s.findByID(ctx, collLimits, ledger+"|next", &d)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return 0, nil
 	}
-	return err == nil, err
+	return d.Next, err
 }
 
-// Login failures must be counted exactly even when guesses arrive in
-// parallel, but FerretDB applies $inc as read-modify-write and loses
-// concurrent increments. So each failure is an insert of a numbered marker
-// (exact: one insert per number wins), and a per-address document keeps a
-// hint of the count (possibly low) and the epoch that the markers belong to;
-// clearing deletes the hint, which starts a new epoch and orphans the old
-// markers to the sweep.
+// ReserveMailSlot implements accounts.LimitStore.
+func (s *Store) ReserveMailSlot(ctx context.Context, ledger string, slot accounts.MailSlot) error {
+	err := s.insert(ctx, collLimits, mailSlotDoc{
+		Key: mailSlotKey(ledger, slot.N), Ref: slot.Ref, ReservedAt: slot.ReservedAt,
+		QueuedAt: slot.QueuedAt, Void: slot.Void, ExpiresAt: slot.ExpiresAt,
+	})
+	if err != nil {
+		return err
+	}
+	// Only a hint: a lost update leaves it low, and probing past taken
+	// numbers costs a conflict each.
+	return s.upsertByID(ctx, collLimits, ledger+"|next", bson.D{{Key: "$max", Value: bson.D{
+		{Key: "next", Value: slot.N + 1},
+		{Key: "expires_at", Value: slot.ExpiresAt},
+	}}})
+}
+
+// MailSlot implements accounts.LimitStore.
+func (s *Store) MailSlot(ctx context.Context, ledger string, n int) (accounts.MailSlot, error) {
+	var d mailSlotDoc
+	if err := s.findByID(ctx, collLimits, mailSlotKey(ledger, n), &d); err != nil {
+		return accounts.MailSlot{}, err
+	}
+	return accounts.MailSlot{N: n, Ref: d.Ref, ReservedAt: d.ReservedAt, QueuedAt: d.QueuedAt, Void: d.Void, ExpiresAt: d.ExpiresAt}, nil
+}
+
+// FinishMailSlot implements accounts.LimitStore. Only the request that
+// reserved a slot finishes it, so the whole-document rewrite FerretDB makes
+// of an update races with nothing.
+func (s *Store) FinishMailSlot(ctx context.Context, ledger string, n int, queuedAt time.Time, void bool) error {
+	set := bson.D{{Key: "void", Value: void}}
+	if !void {
+		set = append(set, bson.E{Key: "queued_at", Value: queuedAt})
+	}
+	res, err := s.coll(collLimits).UpdateOne(ctx, byID(mailSlotKey(ledger, n)), bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return s.mapErr(err)
+	}
+	if res.MatchedCount == 0 {
+		return accounts.ErrNotFound
+	}
+	return nil
+}
+
+// Login attempts must be admitted exactly even when guesses arrive in
+// parallel on several instances, but FerretDB applies $inc as
+// read-modify-write and loses concurrent increments. So each attempt is an
+// insert of a numbered marker, taken before the password is checked (one
+// insert per number wins, on every server), and a per-address document keeps
+// the epoch the markers belong to and a hint of the next free number
+// (possibly low: probing from it finds the free one). Clearing starts a new
+// epoch and orphans the old markers to the sweep.
+//
+// An address that never failed has no document: its markers use the empty
+// epoch, and clearing always moves to a random one, so the empty epoch is
+// never reused while markers of it may live.
 type failuresDoc struct {
 	Email  string    `bson:"_id"`
 	Epoch  string    `bson:"epoch"`
@@ -288,68 +355,63 @@ func failureKey(email, epoch string, n int) string {
 	return "loginfail|" + email + "|" + epoch + "|" + strconv.Itoa(n)
 }
 
-// LoginFailures implements accounts.LimitStore. It reads the hint and then
-// the markers past it, usually one read that finds nothing.
-func (s *Store) LoginFailures(ctx context.Context, email string) (accounts.Failures, error) {
+// BeginLoginAttempt implements accounts.LimitStore.
+func (s *Store) BeginLoginAttempt(ctx context.Context, email string, at time.Time) (accounts.LoginAttempt, error) {
 	var d failuresDoc
-	err := s.findByID(ctx, collLoginFailures, email, &d)
-	if errors.Is(err, accounts.ErrNotFound) {
-		return accounts.Failures{}, nil
+	if err := s.findByID(ctx, collLoginFailures, email, &d); err != nil && !errors.Is(err, accounts.ErrNotFound) {
+		return accounts.LoginAttempt{}, err
 	}
-	if err != nil {
-		return accounts.Failures{}, err
-	}
-	f := accounts.Failures{Count: d.Count, LastAt: d.LastAt}
-	for f.Count < maxFailureMarks {
-		var m failureMark
-		err := s.findByID(ctx, collLimits, failureKey(email, d.Epoch, f.Count), &m)
-		if errors.Is(err, accounts.ErrNotFound) {
-			break
-		}
-		if err != nil {
-			return accounts.Failures{}, err
-		}
-		f.Count++
-		f.LastAt = m.At
-	}
-	return f, nil
-}
-
-// RecordLoginFailure implements accounts.LimitStore.
-func (s *Store) RecordLoginFailure(ctx context.Context, email string, at time.Time) error {
-	var d failuresDoc
-	err := s.findByID(ctx, collLoginFailures, email, &d)
-	if errors.Is(err, accounts.ErrNotFound) {
-		d = failuresDoc{Email: email, Epoch: newEpoch(), LastAt: at}
-		if err = s.insert(ctx, collLoginFailures, d); errors.Is(err, accounts.ErrConflict) {
-			err = s.findByID(ctx, collLoginFailures, email, &d)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	n := d.Count
-	for ; n < maxFailureMarks; n++ {
-		err := s.insert(ctx, collLimits, failureMark{Key: failureKey(email, d.Epoch, n), At: at, ExpiresAt: at.Add(failureMemory)})
+	a := accounts.LoginAttempt{Email: email, Epoch: d.Epoch}
+	for a.N = d.Count; a.N < maxFailureMarks; a.N++ {
+		err := s.insert(ctx, collLimits, failureMark{Key: failureKey(email, a.Epoch, a.N), At: at, ExpiresAt: at.Add(failureMemory)})
 		if err == nil {
-			break
+			return a, nil
 		}
 		if !errors.Is(err, accounts.ErrConflict) {
-			return err
+			return accounts.LoginAttempt{}, err
 		}
 	}
-	// The hint may lose a concurrent update; the markers above it are exact.
-	_, err = s.coll(collLoginFailures).UpdateOne(ctx, byID(email), bson.D{{Key: "$set", Value: bson.D{
-		{Key: "count", Value: n + 1},
-		{Key: "last_at", Value: at},
-	}}})
+	return a, nil // past the bound every attempt shares the last number, still locked out
+}
+
+// LoginAttemptTime implements accounts.LimitStore.
+func (s *Store) LoginAttemptTime(ctx context.Context, a accounts.LoginAttempt, n int) (time.Time, error) {
+	var m failureMark
+	if err := s.findByID(ctx, collLimits, failureKey(a.Email, a.Epoch, n), &m); err != nil {
+		return time.Time{}, err
+	}
+	return m.At, nil
+}
+
+// FailLoginAttempt implements accounts.LimitStore. The marker stays; the
+// hint moves past it.
+func (s *Store) FailLoginAttempt(ctx context.Context, a accounts.LoginAttempt, at time.Time) error {
+	err := s.insert(ctx, collLoginFailures, failuresDoc{Email: a.Email, Epoch: a.Epoch, Count: a.N + 1, LastAt: at})
+	if !errors.Is(err, accounts.ErrConflict) {
+		return err
+	}
+	// The hint may lose a concurrent update; the markers above it are
+	// exact. The filter keeps a failure of an old epoch from moving the
+	// hint of a new one.
+	_, err = s.coll(collLoginFailures).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: a.Email}, {Key: "epoch", Value: a.Epoch}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "count", Value: a.N + 1}, {Key: "last_at", Value: at}}}})
 	return s.mapErr(err)
+}
+
+// DropLoginAttempt implements accounts.LimitStore.
+func (s *Store) DropLoginAttempt(ctx context.Context, a accounts.LoginAttempt) error {
+	_, err := s.deleteByID(ctx, collLimits, failureKey(a.Email, a.Epoch, a.N))
+	return err
 }
 
 // ClearLoginFailures implements accounts.LimitStore.
 func (s *Store) ClearLoginFailures(ctx context.Context, email string) error {
-	_, err := s.deleteByID(ctx, collLoginFailures, email)
-	return err
+	return s.upsertByID(ctx, collLoginFailures, email, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "epoch", Value: newEpoch()},
+		{Key: "count", Value: 0},
+		{Key: "last_at", Value: time.Now().UTC()},
+	}}})
 }
 
 func newEpoch() string {
@@ -370,7 +432,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now, idleCutoff time.Time) er
 		coll   string
 		filter bson.D
 	}{
-		{collTokens, before("expires_at", now)},
+		// Tokens written before keep_until existed have only expires_at.
+		{collTokens, bson.D{{Key: "$or", Value: bson.A{
+			before("keep_until", now),
+			bson.D{{Key: "keep_until", Value: bson.D{{Key: "$exists", Value: false}}}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now}}}},
+		}}}},
 		{collTokenHeads, before("expires_at", now)},
 		{collSessions, bson.D{{Key: "$or", Value: bson.A{before("expires_at", now), before("last_seen_at", idleCutoff)}}}},
 		{collLimits, before("expires_at", now)},

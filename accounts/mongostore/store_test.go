@@ -377,58 +377,99 @@ func TestStoreLimits(t *testing.T) {
 	ctx := t.Context()
 	exp := now().Add(time.Minute)
 
-	for i, want := range []bool{true, false} {
-		ok, err := s.TakeSlot(ctx, "slot-1", exp)
-		if err != nil || ok != want {
-			t.Errorf("TakeSlot #%d = %v, %v; want %v", i+1, ok, err, want)
-		}
+	if n, err := s.MailLedgerNext(ctx, "mail|reset|ann@example.com"); err != nil || n != 0 {
+		t.Errorf("next of a new ledger = %d, %v; want 0", n, err)
+	}
+	slot := accounts.MailSlot{N: 0, Ref: "r1", ReservedAt: now(), ExpiresAt: exp}
+	noErr(t, "reserve slot 0", s.ReserveMailSlot(ctx, "mail|reset|ann@example.com", slot))
+	if err := s.ReserveMailSlot(ctx, "mail|reset|ann@example.com", slot); !errors.Is(err, accounts.ErrConflict) {
+		t.Errorf("reserve slot 0 again: %v; want ErrConflict", err)
+	}
+	if n, err := s.MailLedgerNext(ctx, "mail|reset|ann@example.com"); err != nil || n != 1 {
+		t.Errorf("next after slot 0 = %d, %v; want 1", n, err)
+	}
+	queued := now().Add(time.Second)
+	noErr(t, "finish slot 0", s.FinishMailSlot(ctx, "mail|reset|ann@example.com", 0, queued, false))
+	got, err := s.MailSlot(ctx, "mail|reset|ann@example.com", 0)
+	if err != nil || got.Ref != "r1" || !got.QueuedAt.Equal(queued) || got.Void {
+		t.Errorf("slot 0 = %+v, %v; want ref r1, queued at %v", got, err, queued)
+	}
+	if _, err := s.MailSlot(ctx, "mail|reset|ann@example.com", 1); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("slot 1: %v; want ErrNotFound", err)
 	}
 	const n = 20
 	var won atomic.Int64
 	race(n, func(int) {
-		if ok, err := s.TakeSlot(ctx, "slot-race", exp); ok && err == nil {
+		err := s.ReserveMailSlot(ctx, "mail|reset|race@example.com", accounts.MailSlot{N: 3, ReservedAt: now(), ExpiresAt: exp})
+		if err == nil {
 			won.Add(1)
 		}
 	})
 	if got := won.Load(); got != 1 {
-		t.Errorf("%d of %d concurrent TakeSlot calls got the slot; want 1", got, n)
+		t.Errorf("%d of %d concurrent reservations of one number succeeded; want 1", got, n)
 	}
 
-	f, err := s.LoginFailures(ctx, "ann@example.com")
-	if err != nil || f.Count != 0 {
-		t.Errorf("failures of a new address = %+v, %v; want zero", f, err)
+	a, err := s.BeginLoginAttempt(ctx, "ann@example.com", now())
+	if err != nil || a.N != 0 {
+		t.Fatalf("first attempt of a new address = %+v, %v; want number 0", a, err)
 	}
+	noErr(t, "drop attempt", s.DropLoginAttempt(ctx, a))
 	var last time.Time
 	for i := range 3 {
 		last = now().Add(time.Duration(i) * time.Second)
-		noErr(t, "record failure", s.RecordLoginFailure(ctx, "ann@example.com", last))
+		a, err := s.BeginLoginAttempt(ctx, "ann@example.com", last)
+		if err != nil || a.N != i {
+			t.Fatalf("attempt %d = %+v, %v; want number %d", i, a, err, i)
+		}
+		noErr(t, "fail attempt", s.FailLoginAttempt(ctx, a, last))
 	}
-	f, err = s.LoginFailures(ctx, "ann@example.com")
-	if err != nil || f.Count != 3 || !f.LastAt.Equal(last) {
-		t.Errorf("failures = %+v, %v; want count 3, last %v", f, err, last)
+	a, err = s.BeginLoginAttempt(ctx, "ann@example.com", now())
+	if err != nil || a.N != 3 {
+		t.Fatalf("attempt after 3 failures = %+v, %v; want number 3", a, err)
 	}
+	if at, err := s.LoginAttemptTime(ctx, a, 2); err != nil || !at.Equal(last) {
+		t.Errorf("time of attempt 2 = %v, %v; want %v", at, err, last)
+	}
+	noErr(t, "drop attempt", s.DropLoginAttempt(ctx, a))
 	noErr(t, "clear failures", s.ClearLoginFailures(ctx, "ann@example.com"))
-	if f, err := s.LoginFailures(ctx, "ann@example.com"); err != nil || f.Count != 0 {
-		t.Errorf("failures after clear = %+v, %v; want zero", f, err)
+	if a, err := s.BeginLoginAttempt(ctx, "ann@example.com", now()); err != nil || a.N != 0 {
+		t.Errorf("attempt after clear = %+v, %v; want number 0", a, err)
 	}
 	noErr(t, "clear again", s.ClearLoginFailures(ctx, "ann@example.com"))
 }
 
-// TestStoreRecordLoginFailureConcurrent: failures recorded at the same time
-// all count. Parallel guesses that lose their increments weaken the
-// per-address lockout (AB-1).
-func TestStoreRecordLoginFailureConcurrent(t *testing.T) {
+// TestStoreLoginAttemptsConcurrent: attempts begun at the same time get
+// distinct numbers, whether or not the address failed before, so parallel
+// guesses cannot all pass the lockout (AB-1).
+func TestStoreLoginAttemptsConcurrent(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := t.Context()
 	const n = 20
-	race(n, func(int) {
-		if err := s.RecordLoginFailure(ctx, "bob@example.com", now()); err != nil {
-			t.Errorf("concurrent record failure: %v", err)
+	for _, email := range []string{"new@example.com", "failed@example.com"} {
+		if email == "failed@example.com" {
+			a, err := s.BeginLoginAttempt(ctx, email, now())
+			noErr(t, "begin", err)
+			noErr(t, "fail", s.FailLoginAttempt(ctx, a, now()))
 		}
-	})
-	if f, err := s.LoginFailures(ctx, "bob@example.com"); err != nil || f.Count != n {
-		t.Errorf("after %d concurrent failures: count %d, %v; want %d", n, f.Count, err, n)
+		var mu sync.Mutex
+		seen := map[int]bool{}
+		race(n, func(int) {
+			a, err := s.BeginLoginAttempt(ctx, email, now())
+			if err != nil {
+				t.Errorf("concurrent attempt: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[a.N] {
+				t.Errorf("%s: number %d given twice", email, a.N)
+			}
+			seen[a.N] = true
+		})
+		if len(seen) != n {
+			t.Errorf("%s: %d distinct numbers for %d attempts; want %d", email, len(seen), n, n)
+		}
 	}
 }
 
@@ -457,13 +498,15 @@ func TestStoreDeleteExpired(t *testing.T) {
 	} {
 		noErr(t, "insert session", s.InsertSession(ctx, x))
 	}
-	for key, exp := range map[string]time.Time{"expired": past, "live": future} {
-		if _, err := s.TakeSlot(ctx, key, exp); err != nil {
-			t.Fatalf("take slot: %v", err)
-		}
+	for ledger, exp := range map[string]time.Time{"expired": past, "live": future} {
+		noErr(t, "reserve slot", s.ReserveMailSlot(ctx, ledger, accounts.MailSlot{ReservedAt: past, ExpiresAt: exp}))
 	}
-	noErr(t, "old failure", s.RecordLoginFailure(ctx, "old@example.com", at.Add(-25*time.Hour)))
-	noErr(t, "recent failure", s.RecordLoginFailure(ctx, "recent@example.com", past))
+	noErr(t, "insert lapsed signup", s.InsertToken(ctx, accounts.Token{Hash: "lapsed", Purpose: accounts.PurposeVerify, Subject: "c", ExpiresAt: past, KeepUntil: future}))
+	for email, when := range map[string]time.Time{"old@example.com": at.Add(-25 * time.Hour), "recent@example.com": past} {
+		a, err := s.BeginLoginAttempt(ctx, email, when)
+		noErr(t, "begin attempt", err)
+		noErr(t, "fail attempt", s.FailLoginAttempt(ctx, a, when))
+	}
 
 	noErr(t, "delete expired", s.DeleteExpired(ctx, at, idleCutoff))
 
@@ -488,17 +531,23 @@ func TestStoreDeleteExpired(t *testing.T) {
 			t.Errorf("session %s: %v; want deleted", id, err)
 		}
 	}
-	for key, free := range map[string]bool{"expired": true, "live": false} {
-		ok, err := s.TakeSlot(ctx, key, future)
-		if err != nil || ok != free {
-			t.Errorf("TakeSlot(%s) after sweep = %v, %v; want %v", key, ok, err, free)
+	for ledger, kept := range map[string]bool{"expired": false, "live": true} {
+		_, err := s.MailSlot(ctx, ledger, 0)
+		if kept != (err == nil) {
+			t.Errorf("mail slot of %s after sweep: %v; want kept %v", ledger, err, kept)
+		}
+		if n, _ := s.MailLedgerNext(ctx, ledger); (n == 1) != kept {
+			t.Errorf("ledger head of %s after sweep: next %d; want kept %v", ledger, n, kept)
 		}
 	}
-	if f, _ := s.LoginFailures(ctx, "old@example.com"); f.Count != 0 {
-		t.Errorf("failures older than a day: count %d; want deleted", f.Count)
+	if _, err := s.Token(ctx, "lapsed"); err != nil {
+		t.Errorf("expired token kept until later: %v; want kept", err)
 	}
-	if f, _ := s.LoginFailures(ctx, "recent@example.com"); f.Count != 1 {
-		t.Errorf("recent failures: count %d; want kept", f.Count)
+	if a, _ := s.BeginLoginAttempt(ctx, "old@example.com", at); a.N != 0 {
+		t.Errorf("failures older than a day: next attempt number %d; want 0 (deleted)", a.N)
+	}
+	if a, _ := s.BeginLoginAttempt(ctx, "recent@example.com", at); a.N != 1 {
+		t.Errorf("recent failures: next attempt number %d; want 1 (kept)", a.N)
 	}
 }
 
@@ -607,7 +656,9 @@ func TestStoreUnavailable(t *testing.T) {
 			{"InsertSession", func(ctx context.Context) error {
 				return s.InsertSession(ctx, accounts.Session{ID: "s2", UserID: "u1", ExpiresAt: now().Add(time.Hour)})
 			}},
-			{"TakeSlot", func(ctx context.Context) error { _, err := s.TakeSlot(ctx, "k", now().Add(time.Minute)); return err }},
+			{"ReserveMailSlot", func(ctx context.Context) error {
+				return s.ReserveMailSlot(ctx, "k", accounts.MailSlot{ReservedAt: now(), ExpiresAt: now().Add(time.Minute)})
+			}},
 			{"PendingMessages", func(ctx context.Context) error { _, err := s.PendingMessages(ctx, 10); return err }},
 			{"Ping", s.Ping},
 		}

@@ -161,15 +161,6 @@ func (s *SMTPServer) WaitSubject(tb testing.TB, to, sub string, timeout time.Dur
 	}
 }
 
-// NoMoreMail checks that `to` receives no mail beyond the first n within wait.
-func (s *SMTPServer) NoMoreMail(tb testing.TB, to string, n int, wait time.Duration) {
-	tb.Helper()
-	time.Sleep(wait)
-	if got := len(s.Mails(to)); got != n {
-		tb.Fatalf("%s received %d mails; want %d", to, got, n)
-	}
-}
-
 func (s *SMTPServer) add(m Mail) {
 	s.mu.Lock()
 	s.mails = append(s.mails, m)
