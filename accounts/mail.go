@@ -24,18 +24,22 @@ const (
 	// provider identity that signed in with the account's address.
 	MailLinkConfirm MailKind = "link_confirm"
 
-	// MailResetRequest and MailVerifyRequest are requests, not mails: a
-	// forgot-password or resend queues one for any address alike, so the
-	// answer takes the same time whether the address is known (EN-3). When
-	// its turn comes, the outbox's worker asks ResolveMail what to send:
-	// a reset or verify mail, or nothing.
+	// MailSignupRequest, MailResetRequest and MailVerifyRequest are
+	// requests, not mails: a signup, forgot-password or resend queues one
+	// for any address alike, so the answer takes the same time whether the
+	// address is known (EN-1..3). When its turn comes, the outbox's worker
+	// asks ResolveMail what to send: a verify, account-exists or reset
+	// mail, or nothing.
+	MailSignupRequest MailKind = "signup_request"
 	MailResetRequest  MailKind = "reset_request"
 	MailVerifyRequest MailKind = "verify_request"
 )
 
 // IsRequest reports whether k is a request that ResolveMail turns into a
 // mail (or into nothing) at delivery time.
-func (k MailKind) IsRequest() bool { return k == MailResetRequest || k == MailVerifyRequest }
+func (k MailKind) IsRequest() bool {
+	return k == MailSignupRequest || k == MailResetRequest || k == MailVerifyRequest
+}
 
 // Mail is one message to one recipient. Link may carry a secret token, so a
 // Mailer must never store or log it in the clear.
@@ -50,6 +54,10 @@ type Mail struct {
 	// link_confirm mail is about ("Google", "ann@gmail.com").
 	Provider        string
 	ProviderAccount string
+	// PasswordHash and ReturnTo carry a signup request (MailSignupRequest)
+	// to its resolution; a Mailer must keep them as secret as Link.
+	PasswordHash string
+	ReturnTo     string
 }
 
 // Mailer accepts mail for delivery. Send returns once the mail is durably queued

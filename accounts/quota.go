@@ -54,6 +54,11 @@ func (s *Service) reserveMail(ctx context.Context, email string, k MailKind, ref
 	if err != nil {
 		return quotaSlot{}, false, fmt.Errorf("read mail ledger: %w", err)
 	}
+	// Look first: a request the quota refuses writes nothing, so refusals
+	// leave nothing behind for later requests to read past.
+	if own, ok, err := s.quotaAllows(ctx, ledger, next, ref, now); err != nil || !ok || own >= 0 {
+		return quotaSlot{ledger: ledger, n: own}, ok, err
+	}
 	n := next
 	for ; ; n++ {
 		if n >= next+maxLedgerProbe {
@@ -68,28 +73,39 @@ func (s *Service) reserveMail(ctx context.Context, email string, k MailKind, ref
 		}
 	}
 	slot = quotaSlot{ledger: ledger, n: n}
+	// Look again below the number taken: a concurrent request may have
+	// reserved one in between, and then this one must yield.
+	own, ok, err := s.quotaAllows(ctx, ledger, n, ref, now)
+	if err != nil || !ok || own >= 0 {
+		s.voidMail(ctx, slot)
+		return quotaSlot{ledger: ledger, n: own}, ok, err
+	}
+	return slot, true, nil
+}
 
+// quotaAllows looks back from slot n-1 and reports whether one more mail may
+// be queued at now. own is the number of a slot that ref already holds
+// (a retried request, whose mail counts already and may go), or -1.
+func (s *Service) quotaAllows(ctx context.Context, ledger string, n int, ref string, now time.Time) (own int, ok bool, err error) {
 	counted, last := 0, time.Time{}
+	horizon := now.Add(-time.Hour - reservationLease)
 	for i := n - 1; i >= 0 && counted < s.cfg.MailPerHour; i-- {
 		prev, err := s.store.MailSlot(ctx, ledger, i)
 		if errors.Is(err, ErrNotFound) {
 			break // swept: older than any limit
 		}
 		if err != nil {
-			s.voidMail(ctx, slot)
-			return quotaSlot{}, false, fmt.Errorf("read mail slot: %w", err)
+			return -1, false, fmt.Errorf("read mail slot: %w", err)
 		}
 		if ref != "" && prev.Ref == ref && !prev.Void {
-			// A retry of a request whose mail already counts.
-			s.voidMail(ctx, slot)
-			return quotaSlot{ledger: ledger, n: i}, true, nil
+			return i, true, nil
+		}
+		if prev.ReservedAt.Before(horizon) {
+			break // this and every earlier slot is older than the hour
 		}
 		at, counts := slotTime(prev, now)
-		if !counts {
+		if !counts || !at.After(now.Add(-time.Hour)) {
 			continue
-		}
-		if !at.After(now.Add(-time.Hour)) {
-			break
 		}
 		counted++
 		if at.After(last) {
@@ -97,10 +113,9 @@ func (s *Service) reserveMail(ctx context.Context, email string, k MailKind, ref
 		}
 	}
 	if counted >= s.cfg.MailPerHour || (counted > 0 && now.Before(last.Add(s.cfg.MailInterval))) {
-		s.voidMail(ctx, slot)
-		return quotaSlot{}, false, nil
+		return -1, false, nil
 	}
-	return slot, true, nil
+	return -1, true, nil
 }
 
 // slotTime says whether a slot counts against the quota and from when:

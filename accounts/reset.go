@@ -68,6 +68,8 @@ func (s *Service) resolveReset(ctx context.Context, ref, email string) (Mail, bo
 // returned as they are.
 func (s *Service) ResolveMail(ctx context.Context, ref string, m Mail) (Mail, bool, error) {
 	switch m.Kind {
+	case MailSignupRequest:
+		return s.resolveSignup(ctx, ref, m)
 	case MailResetRequest:
 		return s.resolveReset(ctx, ref, m.To)
 	case MailVerifyRequest:

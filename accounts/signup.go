@@ -8,10 +8,11 @@ import (
 )
 
 // Signup starts an email account. returnTo (checked by the caller, may be
-// empty) is carried in the mailed link. Its answer is the same whether or not the
-// address is taken (EN-2): a new address gets a verification link, the owner
-// of an existing account gets a notice instead. The password is hashed in
-// both cases, so the two take the same time.
+// empty) is carried in the mailed link. Its answer is the same, after the
+// same work, whether or not the address is taken (EN-2): the password is
+// hashed and a signup request queued; when the mail worker resolves it
+// (resolveSignup), a new address gets a verification link and the owner of
+// an existing account a notice instead.
 //
 // Nothing is created but a pending-signup token holding the password hash.
 // A later signup for the same address replaces it, and only the holder of the
@@ -32,23 +33,46 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	_, err = s.userByEmail(ctx, email)
+	if err := s.mailer.Send(ctx, Mail{To: email, Kind: MailSignupRequest, PasswordHash: hash, ReturnTo: returnTo}); err != nil {
+		return fmt.Errorf("queue signup: %w", err)
+	}
+	s.log.Info("signup requested", "event", "signup_requested")
+	return nil
+}
+
+// resolveSignup turns a queued signup into a pending signup and its
+// verification mail, or, for an address that has an account, into the
+// "someone tried to sign up" notice.
+func (s *Service) resolveSignup(ctx context.Context, ref string, req Mail) (Mail, bool, error) {
+	email := req.To
+	_, err := s.userByEmail(ctx, email)
 	switch {
 	case err == nil:
 		s.log.Info("signup for existing account", "event", "signup_existing")
-		return s.send(ctx, Mail{To: email, Kind: MailAccountExists, Link: s.mailLink("/login", "", returnTo)})
+		m := Mail{To: email, Kind: MailAccountExists, Link: s.mailLink("/login", "", req.ReturnTo)}
+		slot, ok, err := s.reserveMail(ctx, email, MailAccountExists, ref)
+		if err != nil || !ok {
+			if err == nil {
+				s.heldBack(ctx, m)
+			}
+			return Mail{}, false, err
+		}
+		if err := s.mailQueued(ctx, slot); err != nil {
+			return Mail{}, false, err
+		}
+		return m, true, nil
 	case !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("find user: %w", err)
+		return Mail{}, false, fmt.Errorf("find user: %w", err)
 	}
 	// The quota is taken before the token is replaced: a signup whose mail
-	// would be held back must not void the link already in the inbox.
-	slot, ok, err := s.reserveMail(ctx, email, MailVerify, "")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.heldBack(ctx, Mail{To: email, Kind: MailVerify})
-		return nil
+	// is held back must not void the link already in the inbox.
+	m := Mail{To: email, Kind: MailVerify, ValidFor: s.cfg.VerifyTTL}
+	slot, ok, err := s.reserveMail(ctx, email, MailVerify, ref)
+	if err != nil || !ok {
+		if err == nil {
+			s.heldBack(ctx, m)
+		}
+		return Mail{}, false, err
 	}
 	// A repeated signup keeps the user id of the pending one, so that a
 	// verification interrupted after claiming the address can still finish.
@@ -57,21 +81,26 @@ func (s *Service) Signup(ctx context.Context, email, password, returnTo string, 
 		userID = pending.UserID
 	} else if !errors.Is(err, ErrNotFound) {
 		s.voidMail(ctx, slot)
-		return fmt.Errorf("find pending signup: %w", err)
+		return Mail{}, false, fmt.Errorf("find pending signup: %w", err)
 	}
 	raw, err := s.issueToken(ctx, Token{
 		Purpose:      PurposeVerify,
 		Subject:      email,
 		Email:        email,
 		UserID:       userID,
-		PasswordHash: hash,
+		PasswordHash: req.PasswordHash,
+		ReturnTo:     req.ReturnTo,
 	}, s.cfg.VerifyTTL)
 	if err != nil {
 		s.voidMail(ctx, slot)
-		return err
+		return Mail{}, false, err
+	}
+	if err := s.mailQueued(ctx, slot); err != nil {
+		return Mail{}, false, err
 	}
 	s.log.Info("signup", "event", "signup")
-	return s.queue(ctx, slot, Mail{To: email, Kind: MailVerify, Link: s.mailLink("/verify", raw, returnTo), ValidFor: s.cfg.VerifyTTL})
+	m.Link = s.mailLink("/verify", raw, req.ReturnTo)
+	return m, true, nil
 }
 
 // ResendVerification queues a request for a fresh verification link. Every

@@ -67,7 +67,10 @@ func (o *Outbox) Send(ctx context.Context, m accounts.Mail) error {
 		Kind:      m.Kind,
 		CreatedAt: o.now().UTC(),
 	}
-	sealed, err := o.sealer.seal(sm, sealedData{Link: m.Link, Email: m.To, ValidFor: m.ValidFor, Provider: m.Provider, ProviderAccount: m.ProviderAccount})
+	sealed, err := o.sealer.seal(sm, sealedData{
+		Link: m.Link, Email: m.To, ValidFor: m.ValidFor, Provider: m.Provider, ProviderAccount: m.ProviderAccount,
+		PasswordHash: m.PasswordHash, ReturnTo: m.ReturnTo,
+	})
 	if err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}

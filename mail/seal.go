@@ -20,6 +20,9 @@ type sealedData struct {
 	// Provider and ProviderAccount describe a link_confirm mail's identity.
 	Provider        string `json:"provider,omitempty"`
 	ProviderAccount string `json:"provider_account,omitempty"`
+	// PasswordHash and ReturnTo carry a signup request to its resolution.
+	PasswordHash string `json:"password_hash,omitempty"`
+	ReturnTo     string `json:"return_to,omitempty"`
 }
 
 // sealer encrypts template data with AES-256-GCM so that the database never

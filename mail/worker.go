@@ -421,7 +421,11 @@ func (w *Worker) resolve(ctx context.Context, m StoredMessage) (accounts.Mail, b
 	if w.resolver == nil {
 		return accounts.Mail{}, false, nil
 	}
-	resolved, ok, err := w.resolver.ResolveMail(ctx, m.ID, accounts.Mail{To: m.To, Kind: m.Kind})
+	data, err := w.sealer.open(m)
+	if err != nil {
+		return accounts.Mail{}, false, err
+	}
+	resolved, ok, err := w.resolver.ResolveMail(ctx, m.ID, accounts.Mail{To: m.To, Kind: m.Kind, PasswordHash: data.PasswordHash, ReturnTo: data.ReturnTo})
 	if err != nil {
 		return accounts.Mail{}, false, fmt.Errorf("resolve %s: %w", m.Kind, err)
 	}

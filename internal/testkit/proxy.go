@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,9 +25,11 @@ type Proxy struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]struct{}
-	// refusal, when set, is the error document the proxy answers every
-	// write command with, instead of forwarding it.
-	refusal bson.D
+	// refusal, when set, is the error document the proxy answers write
+	// commands with, instead of forwarding them: to the collections in
+	// refuseIn, or to all if it is empty.
+	refusal  bson.D
+	refuseIn []string
 }
 
 // StartProxy proxies to the host of a mongodb:// URI and returns the proxy
@@ -137,10 +140,12 @@ func (p *Proxy) Restore() {
 // RefuseWrites makes the proxy answer every insert, update, delete and
 // findAndModify with a server error of the given code and message, as a
 // database on a full disk or a read-only file system does, until
-// AcceptWrites. Reads pass through.
-func (p *Proxy) RefuseWrites(code int32, codeName, message string) {
+// AcceptWrites. Reads pass through. With collections, only writes to those
+// are refused.
+func (p *Proxy) RefuseWrites(code int32, codeName, message string, collections ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.refuseIn = collections
 	p.refusal = bson.D{
 		{Key: "ok", Value: 0.0}, {Key: "errmsg", Value: message},
 		{Key: "code", Value: code}, {Key: "codeName", Value: codeName},
@@ -206,9 +211,9 @@ func (p *Proxy) forwardRequests(up, c net.Conn, toClient *sync.Mutex) {
 			return
 		}
 		p.mu.Lock()
-		refusal := p.refusal
+		refusal, refuseIn := p.refusal, p.refuseIn
 		p.mu.Unlock()
-		if refusal != nil && isWriteCommand(msg) {
+		if refusal != nil && isWriteCommand(msg, refuseIn) {
 			reply, err := errorReply(msg, refusal)
 			if err != nil {
 				return
@@ -227,12 +232,18 @@ func (p *Proxy) forwardRequests(up, c net.Conn, toClient *sync.Mutex) {
 	}
 }
 
-func isWriteCommand(msg []byte) bool {
+// isWriteCommand reports whether msg is a write command, to one of
+// collections if any are given.
+func isWriteCommand(msg []byte, collections []string) bool {
 	if binary.LittleEndian.Uint32(msg[12:]) != opMsg || len(msg) < wireHeaderLen+5+5 || msg[wireHeaderLen+4] != 0 {
 		return false
 	}
 	el, err := bson.Raw(msg[wireHeaderLen+5:]).IndexErr(0)
-	return err == nil && writeCommands[el.Key()]
+	if err != nil || !writeCommands[el.Key()] {
+		return false
+	}
+	coll, _ := el.Value().StringValueOK()
+	return len(collections) == 0 || slices.Contains(collections, coll)
 }
 
 // errorReply builds the OP_MSG answer to request carrying doc.
