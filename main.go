@@ -200,6 +200,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Providers:       providerIDs,
 		ProviderLabels:  providerLabels,
 		RecentAuth:      cfg.Session.RecentSignIn,
+		IPv6Prefix:      cfg.RateLimits.IPv6Prefix,
 
 		AutoLinkVerifiedEmail: cfg.Providers.AutoLinkVerifiedEmail,
 	}, accounts.Deps{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -41,6 +42,10 @@ type Config struct {
 	// RecentAuth is how long after signing in a session may connect a
 	// provider or set a first password.
 	RecentAuth time.Duration
+	// IPv6Prefix is how many leading bits of an IPv6 client address the
+	// per-IP limits count as one client (64: a subscriber's whole /64,
+	// which one host can roam across at will). 128 counts each address.
+	IPv6Prefix int
 }
 
 // Deps are the collaborators of a Service.
@@ -123,7 +128,7 @@ const (
 func (s *Service) limit(a Action, c Client, email string) error {
 	var wait time.Duration
 	if s.perIP != nil && c.IP != "" {
-		if ok, d := s.perIP.Allow(string(a) + "|ip|" + c.IP); !ok {
+		if ok, d := s.perIP.Allow(string(a) + "|ip|" + clientNetwork(c.IP, s.cfg.IPv6Prefix)); !ok {
 			wait = max(wait, d)
 		}
 	}
@@ -137,6 +142,25 @@ func (s *Service) limit(a Action, c Client, email string) error {
 		return &RateLimitError{RetryAfter: wait}
 	}
 	return nil
+}
+
+// clientNetwork is what the per-IP limits count as one client: an IPv4
+// address, or an IPv6 address's leading prefix bits (an IPv4-mapped IPv6
+// address counts as the IPv4 address).
+func clientNetwork(ip string, prefix int) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() || prefix <= 0 || prefix >= 128 {
+		return addr.String()
+	}
+	p, err := addr.Prefix(prefix)
+	if err != nil {
+		return addr.String()
+	}
+	return p.String()
 }
 
 // LimitProviderStart applies the per-IP limit to starting a provider

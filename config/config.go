@@ -148,6 +148,7 @@ type RateLimits struct {
 	LockoutMax   time.Duration `yaml:"lockout_max"`
 	MailInterval time.Duration `yaml:"mail_interval"`
 	MailPerHour  int           `yaml:"mail_per_hour"`
+	IPv6Prefix   int           `yaml:"ipv6_prefix"`
 }
 
 // CORS configures which browser origins may call /api/v1 with credentials.
@@ -577,6 +578,9 @@ func (c *Config) validate() error {
 	positive("rate_limits.lockout_max", c.RateLimits.LockoutMax)
 	if c.RateLimits.MailInterval < time.Second || c.RateLimits.MailInterval > time.Hour {
 		bad("rate_limits.mail_interval", "must be between 1s and 1h, got %s", c.RateLimits.MailInterval)
+	}
+	if c.RateLimits.IPv6Prefix < 32 || c.RateLimits.IPv6Prefix > 128 {
+		bad("rate_limits.ipv6_prefix", "must be between 32 and 128, got %d", c.RateLimits.IPv6Prefix)
 	}
 	if c.RateLimits.MailPerHour < 1 || c.RateLimits.MailPerHour > 100 {
 		bad("rate_limits.mail_per_hour", "must be between 1 and 100, got %d", c.RateLimits.MailPerHour)
