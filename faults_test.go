@@ -464,8 +464,9 @@ func TestRaceParallelLoginFailures(t *testing.T) {
 // TestFaultSMTPDownThenUp: while SMTP refuses mail, signup and forgot-password
 // answer normally; once it accepts again, each mail arrives exactly once and
 // its link works (RL-2). (That a crashed worker's expired claim is retried
-// is covered by mail's TestWorkerTakesOverExpiredClaim: it needs the outbox
-// key, which a black-box test does not have.)
+// is covered on the real store by mongostore's
+// TestOutboxCrashedWorkerLeaseExpiry; a worker stopped by SIGTERM by
+// TestMailReleasedAtShutdown.)
 func TestFaultSMTPDownThenUp(t *testing.T) {
 	t.Parallel()
 	smtp := testkit.StartSMTP(t)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	netmail "net/mail"
 	"strings"
 	"time"
@@ -135,9 +136,40 @@ func (s *SMTP) Deliver(ctx context.Context, to string, msg Rendered) error {
 		return err
 	}
 	if err := client.DialAndSendWithContext(ctx, m); err != nil {
+		if ctx.Err() != nil {
+			// The conversation was cut off because ctx ended (shutdown,
+			// or the lease running out): say so, not "use of closed
+			// network connection".
+			return fmt.Errorf("smtp delivery: %w (%w)", context.Cause(ctx), err)
+		}
 		return fmt.Errorf("smtp delivery: %w", err)
 	}
 	return nil
+}
+
+// dial connects to the server for one delivery and ties the connection to
+// ctx: when ctx ends, the connection is closed, which aborts the SMTP
+// conversation at once. go-mail honours a context only while dialling; after
+// that a server that stops answering mid-conversation would hold a
+// delivery, and a shutdown, for up to the per-step timeout. For implicit TLS
+// the TLS handshake happens here, so go-mail sees a *tls.Conn.
+func (s *SMTP) dial(delivery context.Context, tlsCfg *tls.Config) gomail.DialContextFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := &net.Dialer{}
+		var conn net.Conn
+		var err error
+		if s.cfg.TLS == SMTPTLSImplicit {
+			conn, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).DialContext(ctx, network, addr)
+		} else {
+			conn, err = d.DialContext(ctx, network, addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Released when delivery ends: the worker cancels it after Deliver.
+		context.AfterFunc(delivery, func() { _ = conn.Close() })
+		return conn, nil
+	}
 }
 
 // client returns a go-mail client for one delivery.
@@ -154,14 +186,16 @@ func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
 		}
 		timeout = min(timeout, left)
 	}
+	tlsCfg := &tls.Config{
+		ServerName: s.cfg.Host,
+		MinVersion: tls.VersionTLS12,
+		RootCAs:    s.rootCAs,
+	}
 	opts := []gomail.Option{
 		gomail.WithPort(s.cfg.Port),
 		gomail.WithTimeout(timeout),
-		gomail.WithTLSConfig(&tls.Config{
-			ServerName: s.cfg.Host,
-			MinVersion: tls.VersionTLS12,
-			RootCAs:    s.rootCAs,
-		}),
+		gomail.WithTLSConfig(tlsCfg),
+		gomail.WithDialContextFunc(s.dial(ctx, tlsCfg)),
 	}
 	switch s.cfg.TLS {
 	case SMTPTLSNone:
@@ -169,6 +203,7 @@ func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
 	case SMTPTLSStartTLS:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
 	case SMTPTLSImplicit:
+		// dial does the TLS handshake; go-mail must not try STARTTLS.
 		opts = append(opts, gomail.WithSSL())
 	}
 	if s.cfg.HELO != "" {
@@ -176,9 +211,11 @@ func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
 	}
 	if s.cfg.Username != "" {
 		opts = append(opts, gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
-		if s.cfg.TLS == SMTPTLSNone {
-			// go-mail's auto-discovery refuses plain-text mechanisms without
-			// TLS; the operator chose "none" explicitly, so allow them last.
+		if s.cfg.TLS != SMTPTLSStartTLS {
+			// go-mail's auto-discovery refuses plain-text mechanisms when
+			// it did not encrypt the connection itself: with "none" the
+			// operator chose that explicitly, and with implicit TLS our
+			// dial did the TLS handshake. So allow them, last.
 			opts = append(opts, gomail.WithOpportunisticSMTPAuth(
 				gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5,
 				gomail.SMTPAuthPlainNoEnc, gomail.SMTPAuthLoginNoEnc))

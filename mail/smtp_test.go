@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -427,4 +428,60 @@ func TestWorkerWithRefusingSMTPServer(t *testing.T) {
 		t.Errorf("got %d mail_failed logs; want 2", got)
 	}
 	assertNoSecret(t, "log", logs.String())
+}
+
+// hangingSMTPServer greets, answers EHLO, and then never answers again: a
+// server that hangs mid-conversation.
+func hangingSMTPServer(tb testing.TB) (host string, port int) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.WriteString(c, "220 localhost ESMTP\r\n")
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(strings.ToUpper(line), "EHLO") {
+						_, _ = io.WriteString(c, "250-localhost\r\n250 8BITMIME\r\n")
+					}
+					// Anything else: no answer, ever (until the client hangs up).
+				}
+			}()
+		}
+	}()
+	a := l.Addr().(*net.TCPAddr)
+	return a.IP.String(), a.Port
+}
+
+// TestSMTPDeliverAbortsHangingServer: a delivery to a server that stops
+// answering after the greeting ends as soon as its context is cancelled
+// (shutdown), not after the per-step timeout: go-mail honours the context
+// only while dialling, so the transport closes the connection itself.
+func TestSMTPDeliverAbortsHangingServer(t *testing.T) {
+	host, port := hangingSMTPServer(t)
+	tr := mustSMTP(t, SMTPConfig{Host: host, Port: port, TLS: SMTPTLSNone, From: "no-reply@gate.example", Timeout: time.Minute}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	began := time.Now()
+	err := tr.Deliver(ctx, "ann@example.com", Rendered{Subject: "s", Text: "t", HTML: "h"})
+	took := time.Since(began)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Deliver to a hanging server, cancelled: %v; want context.Canceled", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Deliver returned %s after its context was cancelled; want at once (the step timeout is 1m)", took-200*time.Millisecond)
+	}
 }

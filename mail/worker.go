@@ -298,7 +298,7 @@ func (w *Worker) process(ctx context.Context, m StoredMessage) {
 		// Its sender stopped between recording the delivery and deleting it.
 		w.remove(ctx, m.ID, count)
 	case last.Outcome == OutcomeInFlight && now.Before(last.LeaseUntil):
-		w.hints[m.ID] = hint{known: count - 1, notBefore: last.LeaseUntil}
+		w.hints[m.ID] = hint{known: count - 1, notBefore: w.recheckInFlight(now, last.LeaseUntil)}
 	case count >= w.maxAttempts:
 		// The last attempt failed, or its worker crashed.
 		w.abandon(ctx, m, count, last.Error)
@@ -308,6 +308,22 @@ func (w *Worker) process(ctx context.Context, m StoredMessage) {
 		// Failed and due, or in flight with an expired lease: its worker crashed.
 		w.claim(ctx, m, count, now)
 	}
+}
+
+// inFlightRechecks is how many poll intervals a worker waits before it looks
+// again at a mail another worker is delivering.
+const inFlightRechecks = 2
+
+// recheckInFlight says when to look again at a mail that another worker
+// holds until leaseUntil. Not at the end of the lease: a worker that stops
+// (SIGTERM) releases what it holds by recording a failed attempt due at
+// once, and another running instance should send that mail within seconds,
+// not minutes. Looking costs one read of the attempt.
+func (w *Worker) recheckInFlight(now, leaseUntil time.Time) time.Time {
+	if at := now.Add(inFlightRechecks * w.pollInterval); at.Before(leaseUntil) {
+		return at
+	}
+	return leaseUntil
 }
 
 // errGone: attempts known to exist have vanished, so the mail was delivered
@@ -340,8 +356,8 @@ func (w *Worker) claim(ctx context.Context, m StoredMessage, n int, now time.Tim
 	a := Attempt{MessageID: m.ID, N: n, Owner: w.owner, LeaseUntil: now.Add(w.lease)}
 	if err := w.store.ClaimAttempt(ctx, a); err != nil {
 		if errors.Is(err, accounts.ErrConflict) {
-			// Another worker holds it; look again when its lease would end.
-			w.hints[m.ID] = hint{known: n, notBefore: a.LeaseUntil}
+			// Another worker holds it.
+			w.hints[m.ID] = hint{known: n, notBefore: w.recheckInFlight(now, a.LeaseUntil)}
 			return
 		}
 		w.storeFailed(ctx, "claim mail attempt", err, "message_id", m.ID, "attempt", n)

@@ -74,12 +74,17 @@ type SMTPServer struct {
 	mu      sync.Mutex
 	mails   []Mail
 	changed chan struct{}
+	// hangNext sessions still to hang at MAIL FROM; hung counts those that
+	// did; release ends them all (at the test's end).
+	hangNext atomic.Int64
+	hung     atomic.Int64
+	release  chan struct{}
 }
 
 // StartSMTP starts a capturing SMTP server and stops it at the test's end.
 func StartSMTP(tb testing.TB) *SMTPServer {
 	tb.Helper()
-	s := &SMTPServer{changed: make(chan struct{})}
+	s := &SMTPServer{changed: make(chan struct{}), release: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &smtpSession{s: s}, nil
 	}))
@@ -95,9 +100,19 @@ func StartSMTP(tb testing.TB) *SMTPServer {
 	addr := ln.Addr().(*net.TCPAddr)
 	s.Host, s.Port = addr.IP.String(), addr.Port
 	go func() { _ = s.srv.Serve(ln) }()
-	tb.Cleanup(func() { _ = s.srv.Close() })
+	tb.Cleanup(func() {
+		close(s.release)
+		_ = s.srv.Close()
+	})
 	return s
 }
+
+// HangNext makes the next n conversations stop answering at MAIL FROM, as a
+// server that hangs mid-conversation does, until the test ends.
+func (s *SMTPServer) HangNext(n int) { s.hangNext.Store(int64(n)) }
+
+// Hung counts the conversations that hung so far.
+func (s *SMTPServer) Hung() int64 { return s.hung.Load() }
 
 // Refuse makes the server refuse (true) or accept (false) messages.
 func (s *SMTPServer) Refuse(on bool) { s.refuse.Store(on) }
@@ -184,6 +199,11 @@ func (ss *smtpSession) refuse() error {
 }
 
 func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.s.hangNext.Add(-1) >= 0 {
+		ss.s.hung.Add(1)
+		<-ss.s.release
+		return errors.New("hung up")
+	}
 	if err := ss.refuse(); err != nil {
 		return err
 	}
