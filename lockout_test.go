@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
