@@ -105,13 +105,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	uri, dbDesc := cfg.MongoDB.URI.Reveal(), ""
 	var embedded *embeddeddb.Server
 	if uri == "" {
-		embedded, err = embeddeddb.Start(ctx, cfg.DataDir, "127.0.0.1:0", logger)
+		embedded, err = embeddeddb.Start(ctx, cfg.DataDir, logger)
 		if err != nil {
 			return err
 		}
 		defer embedded.Stop()
 		uri = embedded.URI()
-		dbDesc = "embedded FerretDB (SQLite) in " + filepath.Join(cfg.DataDir, "db")
+		dbDesc = "embedded FerretDB (SQLite) in " + filepath.Join(cfg.DataDir, "db") + ", Unix socket only"
 	} else {
 		dbDesc = "MongoDB at " + redactURI(uri)
 	}

@@ -1,7 +1,9 @@
 // Package embeddeddb runs the embedded database: FerretDB v1 with its SQLite
-// backend, in-process, on a loopback port, so that `go run .` works on a
-// machine with nothing installed. Gatehouse talks to it with the same
-// mongo-driver code it uses for a real MongoDB.
+// backend, in-process, so that `go run .` works on a machine with nothing
+// installed. Gatehouse talks to it with the same mongo-driver code it uses
+// for a real MongoDB, over a Unix socket inside data_dir that only the
+// gateway's user can open: FerretDB has no authentication, and a loopback
+// TCP port would let any local user rewrite a password hash.
 package embeddeddb
 
 import (
@@ -9,7 +11,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,12 +33,36 @@ type Server struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+	// sockDir is a private directory made for the socket when dir's path
+	// is too long for one; removed on Stop.
+	sockDir string
 }
 
-// Start runs FerretDB with its files under dir/db, listening on addr
-// ("127.0.0.1:0" for any free port). FerretDB logs only errors: at Info it
-// narrates every connection.
-func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server, error) {
+// socketName is the socket's file name. The driver takes a host ending in
+// ".sock" as a Unix socket path.
+const socketName = "ferretdb.sock"
+
+// maxSocketPath is the longest Unix socket path (sun_path is 108 bytes on
+// Linux, 104 on the BSDs, including the terminating NUL).
+const maxSocketPath = 103
+
+// Start runs FerretDB with its files under dir/db, reachable only through a
+// Unix socket in that directory (mode 0700 directory, 0600 socket). When the
+// path would be too long for a socket, the socket goes into a fresh private
+// directory under the system's temporary directory instead. FerretDB logs
+// only errors: at Info it narrates every connection.
+func Start(ctx context.Context, dir string, logger *slog.Logger) (*Server, error) {
+	return start(ctx, dir, "", logger)
+}
+
+// StartTCP runs FerretDB like Start but on a loopback TCP address ("127.0.0.1:0"
+// for any free port), for tests and benchmarks that share one database
+// between processes or put a proxy in front of it. The gateway never uses it.
+func StartTCP(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server, error) {
+	return start(ctx, dir, addr, logger)
+}
+
+func start(ctx context.Context, dir, tcpAddr string, logger *slog.Logger) (*Server, error) {
 	dbDir, err := filepath.Abs(filepath.Join(dir, "db"))
 	if err != nil {
 		return nil, fmt.Errorf("embedded database dir: %w", err)
@@ -42,22 +70,37 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server,
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create embedded database dir: %w", err)
 	}
+	// An existing directory keeps its mode through MkdirAll; the files and
+	// the socket in it are the gateway's alone.
+	if err := os.Chmod(dbDir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded database dir: %w", err)
+	}
+	s := &Server{dir: dbDir, log: logger}
+	listener := ferretdb.ListenerConfig{TCP: tcpAddr}
+	var sock string
+	if tcpAddr == "" {
+		if sock, err = s.socketPath(); err != nil {
+			return nil, err
+		}
+		listener.Unix = sock
+	}
 	quiet := slog.New(levelFilter{Handler: logger.Handler(), min: slog.LevelError}).With("component", "ferretdb")
 	// ferretdb.New writes a package-level variable (its version info), so
 	// two servers starting at once in one process would race.
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: (&url.URL{Scheme: "file", Opaque: dbDir + "/", RawQuery: "_pragma=synchronous(normal)"}).String(),
 		Logger:    quiet,
 	})
 	newMu.Unlock()
 	if err != nil {
+		s.removeSockDir()
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{dir: dbDir, cancel: cancel, done: make(chan struct{}), log: logger}
+	s.cancel, s.done = cancel, make(chan struct{})
 	go func() {
 		defer close(s.done)
 		var wg sync.WaitGroup
@@ -65,9 +108,63 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server,
 		_ = f.Run(runCtx)
 		wg.Wait()
 		s.syncWAL(nil) // SQLite syncs what it checkpoints on close; this is for the rest
+		s.removeSockDir()
 	}()
-	s.uri = f.MongoDBURI() // blocks until the listener is up
+	uri := f.MongoDBURI() // blocks until the listener is up
+	if sock == "" {
+		s.uri = uri
+		return s, nil
+	}
+	// The socket is created with the process's umask; nobody else may
+	// connect (the directory is 0700 too).
+	if err := os.Chmod(sock, 0o600); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("embedded database socket: %w", err)
+	}
+	s.uri = "mongodb://" + url.PathEscape(sock) + "/"
 	return s, nil
+}
+
+// socketPath returns where the socket goes, removing a stale socket left
+// by a process that did not stop cleanly (a live one would refuse the
+// second start).
+func (s *Server) socketPath() (string, error) {
+	sock := filepath.Join(s.dir, socketName)
+	if len(sock) > maxSocketPath {
+		d, err := os.MkdirTemp("", "gatehouse-db-")
+		if err != nil {
+			return "", fmt.Errorf("embedded database socket dir: %w", err)
+		}
+		s.sockDir = d // MkdirTemp makes it 0700
+		sock = filepath.Join(d, socketName)
+		if len(sock) > maxSocketPath {
+			s.removeSockDir()
+			return "", fmt.Errorf("embedded database socket path %s is too long (TMPDIR)", sock)
+		}
+	}
+	fi, err := os.Lstat(sock)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return sock, nil
+	case err != nil:
+		return "", fmt.Errorf("embedded database socket: %w", err)
+	case fi.Mode()&fs.ModeSocket == 0:
+		return "", fmt.Errorf("embedded database socket: %s exists and is not a socket", sock)
+	}
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		return "", fmt.Errorf("embedded database socket %s: another process serves this data_dir", sock)
+	}
+	if err := os.Remove(sock); err != nil {
+		return "", fmt.Errorf("remove stale embedded database socket: %w", err)
+	}
+	return sock, nil
+}
+
+func (s *Server) removeSockDir() {
+	if s.sockDir != "" {
+		_ = os.RemoveAll(s.sockDir)
+	}
 }
 
 // URI is the mongodb:// URI of the server.

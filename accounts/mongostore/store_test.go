@@ -61,7 +61,7 @@ var startMu sync.Mutex
 func (ts *testServer) start(tb testing.TB) {
 	tb.Helper()
 	startMu.Lock()
-	srv, err := embeddeddb.Start(context.Background(), ts.dir, "127.0.0.1:0", discard())
+	srv, err := embeddeddb.StartTCP(context.Background(), ts.dir, "127.0.0.1:0", discard())
 	startMu.Unlock()
 	if err != nil {
 		tb.Fatalf("start embedded database: %v", err)

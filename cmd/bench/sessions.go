@@ -106,7 +106,7 @@ const gatewayDatabase = "gatehouse"
 // startDatabase starts a FerretDB in this process, on the embedded
 // default's backend, for a gateway pointed at it with GATEHOUSE_MONGODB_URI.
 func startDatabase(ctx context.Context, dir string) (*embeddeddb.Server, error) {
-	return embeddeddb.Start(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	return embeddeddb.StartTCP(ctx, dir, "127.0.0.1:0", slog.New(slog.DiscardHandler))
 }
 
 // indexIDs adds the _id index that the embedded default adds (main.go) and

@@ -302,7 +302,7 @@ func StartDB(tb testing.TB) *DB {
 	if uri := os.Getenv(MongoEnv); uri != "" {
 		return &DB{URI: uri}
 	}
-	srv, err := embeddeddb.Start(context.Background(), tb.TempDir(), "127.0.0.1:0", discardLogger())
+	srv, err := embeddeddb.StartTCP(context.Background(), tb.TempDir(), "127.0.0.1:0", discardLogger())
 	if err != nil {
 		tb.Fatalf("start embedded database: %v", err)
 	}
