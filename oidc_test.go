@@ -77,7 +77,7 @@ func TestOIDCProviderByConfig(t *testing.T) {
 	idp.MutateIDToken(func(c map[string]any) { c["iss"] = "https://sso.evil.example" })
 	x := g.Client(t)
 	other := socialGoogleUser(testkit.Email(t))
-	socialWantRefused(t, x, "id_token from another issuer", socialSignIn(t, x, idp, other, "/auth/keycloak"), http.StatusBadGateway, "try again")
+	socialWantRefused(t, x, "id_token from another issuer", socialSignIn(t, x, idp, other, "/auth/keycloak"), http.StatusBadRequest, "start again")
 	idp.MutateIDToken(nil)
 }
 

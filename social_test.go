@@ -1229,7 +1229,7 @@ func TestSocialIDTokenOA3(t *testing.T) {
 			})
 			c := rig.g.Client(t)
 			r := socialSignIn(t, c, rig.google, person, "/auth/google")
-			socialWantRefused(t, c, tc.name, r, http.StatusBadGateway, "try again")
+			socialWantRefused(t, c, tc.name, r, http.StatusBadRequest, "start again")
 			rig.wantNoAccount(t, tc.name, email)
 			if _, ok := rig.identityDoc(t, "google:"+person.Subject); ok {
 				t.Errorf("%s: an identity was stored", tc.name)
@@ -1585,7 +1585,7 @@ func TestSocialNoSecretsInLogs(t *testing.T) {
 	rig.google.SignIDTokens(false, true)
 	c := rig.g.Client(t)
 	rig.google.SetUser(socialGoogleUser(testkit.Email(t)))
-	socialWantRefused(t, c, "bad signature", flow("bad signature", c, "/auth/google"), http.StatusBadGateway)
+	socialWantRefused(t, c, "bad signature", flow("bad signature", c, "/auth/google"), http.StatusBadRequest)
 	rig.google.SignIDTokens(false, false)
 	rig.github.Deny("access_denied")
 	c = rig.g.Client(t)

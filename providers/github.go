@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/markbates/goth/providers/github"
@@ -78,7 +81,7 @@ func (p *githubProvider) profile(ctx context.Context, tok *oauth2.Token, _ strin
 	// and fails when none is verified; that is not an error here: the
 	// address decision is made below either way.
 	if err != nil && !errors.Is(err, github.ErrNoVerifiedGitHubPrimaryEmail) {
-		return accounts.Profile{}, fmt.Errorf("%w: github /user: %w", ErrProvider, err)
+		return accounts.Profile{}, gothError(err)
 	}
 	if u.UserID == "" || u.UserID == "0" {
 		return accounts.Profile{}, fmt.Errorf("%w: github /user has no id", ErrProvider)
@@ -99,6 +102,24 @@ func (p *githubProvider) profile(ctx context.Context, tok *oauth2.Token, _ strin
 		}
 	}
 	return prof, nil
+}
+
+// githubStatus finds the status in goth's "GitHub API responded with a 401
+// trying to fetch user information".
+var githubStatus = regexp.MustCompile(`responded with a (\d{3})`)
+
+// gothError classifies an error of goth's /user request: a network failure
+// or a 5xx means GitHub is down, anything else refuses the sign-in.
+func gothError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w: github /user: %w", ErrUnreachable, err)
+	}
+	if m := githubStatus.FindStringSubmatch(err.Error()); m != nil {
+		status, _ := strconv.Atoi(m[1])
+		return fmt.Errorf("%w (%w)", statusError("github /user", status), err)
+	}
+	return fmt.Errorf("%w: github /user: %w", ErrProvider, err)
 }
 
 // decodeBody reads a JSON answer of bounded size.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -160,7 +161,7 @@ func (p *oidcProvider) profile(ctx context.Context, tok *oauth2.Token, nonce str
 	}
 	idt, err := p.verifier.Verify(ctx, raw)
 	if err != nil {
-		return accounts.Profile{}, fmt.Errorf("%w: id_token: %w", ErrProvider, err)
+		return accounts.Profile{}, idTokenError(err)
 	}
 	if idt.Subject == "" {
 		return accounts.Profile{}, fmt.Errorf("%w: id_token has no subject", ErrProvider)
@@ -188,6 +189,18 @@ func (p *oidcProvider) profile(ctx context.Context, tok *oauth2.Token, nonce str
 		prof.AvatarURL = firstNonEmpty(u.AvatarURL, prof.AvatarURL)
 	}
 	return prof, nil
+}
+
+// idTokenError classifies a failed id_token check. Fetching the provider's
+// keys (at the first sign-in, and when a token names an unknown key) can
+// fail because the provider is down; go-oidc reports that only in the
+// message ("fetching keys", with %v, so the cause cannot be unwrapped).
+// Every other failure is the token's.
+func idTokenError(err error) error {
+	if strings.Contains(err.Error(), "fetching keys") {
+		return fmt.Errorf("%w: id_token keys: %w", ErrUnreachable, err)
+	}
+	return fmt.Errorf("%w: id_token: %w", ErrProvider, err)
 }
 
 // flexBool accepts true/false as JSON booleans or strings: some providers

@@ -43,9 +43,14 @@ var (
 	ErrState = errors.New("invalid or expired sign-in attempt")
 	// ErrDenied: the person cancelled, or the provider refused (?error=…).
 	ErrDenied = errors.New("sign-in cancelled or refused at the provider")
-	// ErrProvider: the provider's answer was unusable or could not be verified.
+	// ErrProvider: the provider refused the code (replayed, injected,
+	// issued to another client: a 4xx from its token endpoint), or its
+	// answer failed our checks (id_token signature, alg, iss, aud, expiry,
+	// nonce, subject; a 4xx from its API). The sign-in is refused: the
+	// request, not the server, is at fault.
 	ErrProvider = errors.New("the provider's answer could not be verified")
-	// ErrUnreachable: the provider did not answer.
+	// ErrUnreachable: the provider could not be reached, timed out, or
+	// answered with a server error (5xx): try again later.
 	ErrUnreachable = errors.New("the provider could not be reached")
 )
 
@@ -287,13 +292,23 @@ func (r *Registry) derive(purpose, state string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// exchangeError classifies a failed code exchange.
+// exchangeError classifies a failed code exchange: a token endpoint that
+// refuses the code (4xx, e.g. invalid_grant) refuses the sign-in; one that
+// fails (5xx) or cannot be reached is down.
 func exchangeError(err error) error {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		return fmt.Errorf("%w: token endpoint answered %d", ErrProvider, re.Response.StatusCode)
+	if errors.As(err, &re) && re.Response != nil {
+		return statusError("token endpoint", re.Response.StatusCode)
 	}
 	return fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+// statusError classifies a provider endpoint's unexpected status.
+func statusError(what string, status int) error {
+	if status >= 500 {
+		return fmt.Errorf("%w: %s answered %d", ErrUnreachable, what, status)
+	}
+	return fmt.Errorf("%w: %s answered %d", ErrProvider, what, status)
 }
 
 func hashHex(s string) string {
@@ -328,7 +343,7 @@ func getJSON(ctx context.Context, client *http.Client, u, token string, v any) e
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s answered %d", ErrProvider, req.URL.Path, resp.StatusCode)
+		return statusError(req.URL.Path, resp.StatusCode)
 	}
 	if err := decodeBody(resp, v); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrProvider, req.URL.Path, err)

@@ -77,6 +77,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// signins counts provider callbacks by provider and result.
+	signins *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -90,9 +92,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_provider_signins_total",
+			Help: "Provider sign-in callbacks by provider and result: succeeded, link_required, cancelled, refused, provider_unavailable, failed.",
+		}, []string{"provider", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
+		reg.MustRegister(m.requests, m.duration, m.signins)
 	}
 	return m
 }

@@ -162,18 +162,48 @@ func (s *Server) providerError(w http.ResponseWriter, r *http.Request, id string
 		status, heading = http.StatusConflict, "Another account is linked"
 		msg = "Your Gatehouse account is already linked to a different " + label + " account. Disconnect it on your account page first."
 	case errors.Is(err, providers.ErrProvider):
-		s.log.Warn("provider answer refused", "provider", id, "error", err, "request_id", requestID(r))
-		status, heading = http.StatusBadGateway, "Sign-in failed"
-		msg = "We couldn't verify the answer from " + label + ". Please try again in a moment."
+		// The code was refused or the answer failed our checks: whoever
+		// sent this callback gets no server error to retry against.
+		s.log.Info("provider answer refused", "event", "oauth_refused", "provider", id, "error", err, "request_id", requestID(r))
+		status, heading = http.StatusBadRequest, "Sign-in could not be verified"
+		msg = "We couldn't verify this sign-in with " + label + ", so nothing changed. Please start again."
 	case errors.Is(err, providers.ErrUnreachable):
 		s.log.Warn("provider unreachable", "provider", id, "error", err, "request_id", requestID(r))
 		status, heading = http.StatusBadGateway, "Sign-in failed"
 		msg = label + " did not answer. Please try again in a moment."
+		setRetryAfter(w, 30*time.Second)
 	default:
 		s.respond.htmlError(w, r, err)
 		return
 	}
 	s.respond.page(w, r, status, web.ErrorPage{Base: s.pageBase(r, heading), Status: status, Heading: heading, Message: msg})
+}
+
+// countSignin counts a provider callback's result in
+// gatehouse_provider_signins_total. The provider is a configured id (the
+// route refused others), so the labels stay few.
+func (s *Server) countSignin(provider string, err error, pending bool) {
+	s.metrics.signins.WithLabelValues(provider, signinResult(err, pending)).Inc()
+}
+
+func signinResult(err error, pending bool) string {
+	var rl *accounts.RateLimitError
+	switch {
+	case err == nil && pending:
+		return "link_required"
+	case err == nil:
+		return "succeeded"
+	case errors.Is(err, providers.ErrDenied):
+		return "cancelled"
+	case errors.Is(err, providers.ErrUnreachable):
+		return "provider_unavailable"
+	case errors.Is(err, providers.ErrProvider), errors.Is(err, providers.ErrState),
+		errors.Is(err, accounts.ErrProviderEmailUnverified), errors.Is(err, accounts.ErrIdentityLinked),
+		errors.Is(err, accounts.ErrProviderLinked), errors.Is(err, accounts.ErrReauthRequired), errors.As(err, &rl):
+		return "refused"
+	default:
+		return "failed"
+	}
 }
 
 // handleProviderCallback finishes a provider flow: GET /auth/{provider}/callback.
@@ -186,6 +216,7 @@ func (s *Server) handleProviderCallback() http.Handler {
 		}
 		flow, prof, err := s.providers.Complete(r.Context(), id, r.URL.Query(), s.cookieValue(r, browserCookie))
 		if err != nil {
+			s.countSignin(id, err, false)
 			s.providerError(w, r, id, err)
 			return
 		}
@@ -194,6 +225,7 @@ func (s *Server) handleProviderCallback() http.Handler {
 			return
 		}
 		res, err := s.svc.SocialSignIn(r.Context(), prof, flow.ReturnTo, s.sessions.previous(r), s.client(r))
+		s.countSignin(id, err, res.Pending != nil)
 		switch {
 		case err != nil:
 			s.providerError(w, r, id, err)
@@ -215,10 +247,13 @@ func (s *Server) handleProviderCallback() http.Handler {
 func (s *Server) finishConnect(w http.ResponseWriter, r *http.Request, flow providers.Flow, prof accounts.Profile) {
 	a, ok := authFrom(r.Context())
 	if !ok || a.Session.ID != flow.SessionID || a.User.ID != flow.UserID {
+		s.countSignin(prof.Provider, providers.ErrState, false)
 		s.providerError(w, r, prof.Provider, providers.ErrState)
 		return
 	}
-	if err := s.svc.ConnectIdentity(r.Context(), a, prof); err != nil {
+	err := s.svc.ConnectIdentity(r.Context(), a, prof)
+	s.countSignin(prof.Provider, err, false)
+	if err != nil {
 		s.providerError(w, r, prof.Provider, err)
 		return
 	}

@@ -97,6 +97,8 @@ type FakeIdP struct {
 	badSignature  bool
 	// discoveryIssuer, when set, is the issuer the discovery document claims.
 	discoveryIssuer string
+	// failing maps endpoint paths to the status they answer instead.
+	failing map[string]int
 }
 
 type grant struct {
@@ -114,7 +116,7 @@ func StartIdP(tb testing.TB, kind IdPKind) *FakeIdP {
 	tb.Helper()
 	f := &FakeIdP{
 		Kind: kind, ClientID: string(kind) + "-client-id", ClientSecret: string(kind) + "-client-secret",
-		codes: map[string]grant{}, tokens: map[string]IdPUser{},
+		codes: map[string]grant{}, tokens: map[string]IdPUser{}, failing: map[string]int{},
 	}
 	var err error
 	if f.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
@@ -142,10 +144,42 @@ func StartIdP(tb testing.TB, kind IdPKind) *FakeIdP {
 		mux.HandleFunc("GET /api/v3/user", f.githubUser)
 		mux.HandleFunc("GET /api/v3/user/emails", f.githubEmails)
 	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		status := f.failing[r.URL.Path]
+		f.mu.Unlock()
+		if status != 0 {
+			http.Error(w, `{"error":"failing on purpose"}`, status)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	tb.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
+}
+
+// FailEndpoint makes the endpoint at path (e.g. "/token", "/api/v3/user")
+// answer status until called again with 0.
+func (f *FakeIdP) FailEndpoint(path string, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if status == 0 {
+		delete(f.failing, path)
+		return
+	}
+	f.failing[path] = status
+}
+
+// CodeForClient issues an authorization code for the current user to
+// another client, as the provider would for another application: the
+// token endpoint refuses it to this fake's client.
+func (f *FakeIdP) CodeForClient(clientID, redirectURI string) string {
+	code := randomString()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.codes[code] = grant{user: f.user, redirectURI: redirectURI, clientID: clientID}
+	return code
 }
 
 // OIDCConfig returns a config file entry (YAML) for a fake of kind FakeOIDC
@@ -326,7 +360,7 @@ func (f *FakeIdP) token(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	switch {
-	case r.PostForm.Get("grant_type") != "authorization_code" || !ok:
+	case r.PostForm.Get("grant_type") != "authorization_code" || !ok || g.clientID != id:
 		fail(http.StatusBadRequest, "invalid_grant")
 		return
 	case g.redirectURI != r.PostForm.Get("redirect_uri"):
