@@ -63,6 +63,16 @@ var emailSeeds = []string{
 	"user;x@example.com",
 	`us\er@example.com`,
 	"user@example.123",
+	"user@b\u00fccher.example",
+	"USER@XN--BCHER-KVA.EXAMPLE",
+	"\u212aevin@example.com",
+	"\u0130nci@example.com",
+	"stra\u00dfe@example.com",
+	"\uff21bc@example.com",
+	"abc@\uff45xample.com",
+	"user@xn--.example",
+	"user@xn--a-ecp.example",
+	"a\u037eb@example.com",
 }
 
 func TestNormalizeEmail(t *testing.T) {
@@ -85,6 +95,11 @@ func TestNormalizeEmail(t *testing.T) {
 		{"apostrophe", "o'brien@example.co.uk", "o'brien@example.co.uk"},
 		{"short", "a@b.co", "a@b.co"},
 		{"exactly 254 bytes", local254, local254},
+		{"IDN domain in Unicode", "user@B\u00dcCHER.example", "user@b\u00fccher.example"},
+		{"IDN domain in punycode, any case", "USER@XN--BCHER-KVA.EXAMPLE", "user@b\u00fccher.example"},
+		{"fullwidth domain maps as DNS does", "abc@\uff45xample.com", "abc@example.com"},
+		{"sharp s stays (not ss)", "stra\u00dfe@example.com", "stra\u00dfe@example.com"},
+		{"fullwidth local part stays non-ASCII", "\uff21bc@example.com", "\uff41bc@example.com"},
 		{"local part of 64 bytes", strings.Repeat("a", 64) + "@example.com", strings.Repeat("a", 64) + "@example.com"},
 	}
 	for _, tt := range accepted {
@@ -149,6 +164,12 @@ func TestNormalizeEmail(t *testing.T) {
 		{"comma", "user,other@example.com"},
 		{"semicolon", "user;x@example.com"},
 		{"backslash", `us\er@example.com`},
+		// A non-ASCII local part must never become someone's ASCII one.
+		{"Kelvin sign (case folds and is canonically K)", "\u212aevin@example.com"},
+		{"capital I with dot (lower-cases to i)", "\u0130nci@example.com"},
+		{"Greek question mark (canonically ;)", "a\u037eb@example.com"},
+		{"invalid punycode label", "user@xn--.example"},
+		{"label with a hyphen in places 3-4", "user@ab--cd.example"},
 	}
 	for _, tt := range refused {
 		t.Run("refused/"+tt.name, func(t *testing.T) {
@@ -214,6 +235,13 @@ func FuzzNormalizeEmail(f *testing.F) {
 		}
 		if problem := checkNormalized(got); problem != "" {
 			t.Fatalf("NormalizeEmail(%+q) = %+q: %s", in, got, problem)
+		}
+		if at := strings.LastIndexByte(strings.TrimSpace(in), "@"[0]); at >= 0 {
+			inLocal := strings.TrimSpace(in)[:at]
+			outLocal := got[:strings.LastIndexByte(got, '@')]
+			if countASCII(outLocal) > countASCII(inLocal) {
+				t.Fatalf("NormalizeEmail(%+q) = %+q: a non-ASCII character of the local part became ASCII", in, got)
+			}
 		}
 		again, err := NormalizeEmail(got)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/gatehouse/gatehouse/accounts"
 )
 
 // TLS modes of an SMTPConfig.
@@ -120,7 +122,10 @@ func NewSMTP(cfg SMTPConfig, logger *slog.Logger) (*SMTP, error) {
 func (s *SMTP) Deliver(ctx context.Context, to string, msg Rendered) error {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	m.FromMailAddress(s.from)
-	if err := m.To(to); err != nil {
+	// The recipient's domain in punycode: SMTP servers without SMTPUTF8
+	// accept only ASCII domains, and the stored address keeps its Unicode
+	// form.
+	if err := m.To(accounts.DomainToASCII(to)); err != nil {
 		return fmt.Errorf("smtp recipient: %w", err)
 	}
 	m.Subject(msg.Subject)
