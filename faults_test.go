@@ -36,9 +36,6 @@ const (
 	// Subjects of the verification and reset mails (case-insensitive parts).
 	faultVerifySubject = "confirm"
 	faultResetSubject  = "reset"
-	// faultSettle is how long a test waits after a mail arrived before it
-	// counts: long enough for every worker to have polled the outbox twice.
-	faultSettle = 2 * time.Second
 	// faultMailWait bounds the wait for one mail, retries after an outage included.
 	faultMailWait = 20 * time.Second
 	// faultQuick bounds the answers that must not wait for a dead
@@ -127,12 +124,14 @@ func faultEventually(tb testing.TB, timeout time.Duration, what string, cond fun
 }
 
 // faultSettledMails waits for the first mail to `to` whose subject contains
-// sub, gives every worker time to send duplicates, and returns all of them.
-func faultSettledMails(tb testing.TB, smtp *testkit.SMTPServer, to, sub string) []testkit.Mail {
+// sub, then for a barrier through g (its worker has then delivered every
+// mail queued before, duplicates included), and returns all of them. g
+// must be the only gateway on its database.
+func faultSettledMails(tb testing.TB, g *testkit.Gateway, to, sub string) []testkit.Mail {
 	tb.Helper()
-	smtp.WaitSubject(tb, to, sub, faultMailWait)
-	time.Sleep(faultSettle)
-	return smtp.MailsWithSubject(to, sub)
+	g.SMTP.WaitSubject(tb, to, sub, faultMailWait)
+	g.MailBarrier(tb)
+	return g.SMTP.MailsWithSubject(to, sub)
 }
 
 // faultLiveToken reports whether the verification page accepts a token;
@@ -157,7 +156,7 @@ func faultLiveToken(tb testing.TB, c *testkit.Client, token string) bool {
 // must have been sent.
 func faultOneAccount(t *testing.T, g *testkit.Gateway, email string, passwords []string, minMails, maxMails int) {
 	t.Helper()
-	mails := faultSettledMails(t, g.SMTP, email, faultVerifySubject)
+	mails := faultSettledMails(t, g, email, faultVerifySubject)
 	if len(mails) < minMails || len(mails) > maxMails {
 		t.Fatalf("got %d verification mails; want %d to %d", len(mails), minMails, maxMails)
 	}
@@ -295,7 +294,7 @@ func TestRaceParallelSignupsVerifiedAddress(t *testing.T) {
 		return g.Client(t).TryJSON(http.MethodPost, "/api/v1/signup", map[string]string{"email": email, "password": faultPassword(i)})
 	})
 	faultTally(t, "signup", res, http.StatusAccepted, http.StatusTooManyRequests, http.StatusServiceUnavailable)
-	time.Sleep(faultSettle)
+	g.MailBarrier(t)
 	if got := len(g.SMTP.MailsWithSubject(email, faultVerifySubject)); got != 1 {
 		t.Errorf("got %d verification mails; want 1 (the original signup's)", got)
 	}
@@ -499,7 +498,8 @@ func TestFaultSMTPDownThenUp(t *testing.T) {
 	smtp.Refuse(false)
 	t.Logf("SMTP refused %d deliveries during the outage", refused)
 
-	verify := faultSettledMails(t, smtp, newcomer, faultVerifySubject)
+	smtp.WaitSubject(t, owner, faultResetSubject, faultMailWait)
+	verify := faultSettledMails(t, g, newcomer, faultVerifySubject)
 	if len(verify) != 1 {
 		t.Errorf("got %d verification mails after the outage; want exactly 1", len(verify))
 	}
@@ -686,7 +686,7 @@ func TestFaultRestartMidFlow(t *testing.T) {
 		}
 	})
 	t.Run("queued mail", func(t *testing.T) {
-		mails := faultSettledMails(t, smtp, queuedEmail, faultVerifySubject)
+		mails := faultSettledMails(t, g, queuedEmail, faultVerifySubject)
 		if len(mails) != 1 {
 			t.Fatalf("got %d mails queued before the restart; want exactly 1", len(mails))
 		}
@@ -977,15 +977,25 @@ func TestFaultTwoGatewaysOneDatabase(t *testing.T) {
 
 	email := testkit.Email(t)
 	var token string
+	signups := []string{email}
+	// Each mail was sent once: checked last, when g2 has stopped and a
+	// barrier through g1, now the only worker, has arrived.
+	defer func() {
+		if err := g2.Stop(t); err != nil {
+			t.Errorf("stop g2: %v", err)
+		}
+		g1.MailBarrier(t)
+		for _, e := range signups {
+			if got := len(smtp.MailsWithSubject(e, faultVerifySubject)); got != 1 {
+				t.Errorf("%s got %d verification mails; want 1", e, got)
+			}
+		}
+	}()
 	t.Run("one mail per signup", func(t *testing.T) {
 		if r := g1.Client(t).PostJSON("/api/v1/signup", map[string]string{"email": email, "password": faultPW}); r.Status != http.StatusAccepted {
 			t.Fatalf("signup: %d %s; want 202", r.Status, r.Body)
 		}
-		mails := faultSettledMails(t, smtp, email, faultVerifySubject)
-		if len(mails) != 1 {
-			t.Fatalf("got %d verification mails; want 1", len(mails))
-		}
-		token = mails[0].Token(t)
+		token = smtp.WaitSubject(t, email, faultVerifySubject, faultMailWait).Token(t)
 	})
 	t.Run("twenty signups over both", func(t *testing.T) {
 		const n = 20
@@ -1002,18 +1012,7 @@ func TestFaultTwoGatewaysOneDatabase(t *testing.T) {
 		for _, e := range emails {
 			smtp.WaitMail(t, e, 1, faultMailWait)
 		}
-		time.Sleep(faultSettle)
-		total := 0
-		for _, e := range emails {
-			got := len(smtp.Mails(e))
-			total += got
-			if got != 1 {
-				t.Errorf("%s got %d mails; want 1", e, got)
-			}
-		}
-		if total != n {
-			t.Errorf("got %d mails for %d signups; want %d", total, n, n)
-		}
+		signups = append(signups, emails...)
 	})
 	t.Run("verify on the other gateway", func(t *testing.T) {
 		if token == "" {
