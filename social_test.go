@@ -59,6 +59,12 @@ type socialRig struct {
 // configured for both, with env on top.
 func socialStart(tb testing.TB, env map[string]string) *socialRig {
 	tb.Helper()
+	return socialStartWith(tb, run, env)
+}
+
+// socialStartWith is socialStart with another run (runAt: a test clock).
+func socialStartWith(tb testing.TB, run testkit.RunFunc, env map[string]string) *socialRig {
+	tb.Helper()
 	google := testkit.StartIdP(tb, testkit.FakeGoogle)
 	github := testkit.StartIdP(tb, testkit.FakeGitHub)
 	all := map[string]string{}
@@ -1478,18 +1484,16 @@ func TestSocialConnectNeedsSameSession(t *testing.T) {
 // and setting a first password need a recent sign-in. It waits out the
 // smallest session.recent_sign_in (1m), so it is skipped with -short.
 func TestSocialRecentSignIn(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits more than a minute")
-	}
 	t.Parallel()
-	rig := socialStart(t, map[string]string{"GATEHOUSE_SESSION_RECENT_SIGN_IN": "1m"})
+	clock := testkit.NewClock()
+	rig := socialStartWith(t, runAt(clock), map[string]string{"GATEHOUSE_SESSION_RECENT_SIGN_IN": "1m"})
 	email := testkit.Email(t)
 	person := socialGoogleUser(email)
 	social := rig.g.Client(t)
 	socialWantSignedIn(t, social, "Google sign-up", socialSignIn(t, social, rig.google, person, "/auth/google"), "/account")
 	local, _ := testkit.NewUser(t, rig.g, socialPassword)
 
-	time.Sleep(61 * time.Second)
+	clock.Advance(61 * time.Second)
 	n := len(rig.github.Authorizations())
 
 	r := social.PostForm("/account/password", url.Values{"new_password": {socialPassword}})
