@@ -35,7 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/accounts"
-	"github.com/gatehouse/gatehouse/accounts/mongostore"
+	"github.com/gatehouse/gatehouse/mongostore"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/embeddeddb"
 	"github.com/gatehouse/gatehouse/mail"

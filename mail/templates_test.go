@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/accounts"
 )
@@ -154,25 +153,4 @@ func TestTemplatesBrokenOverride(t *testing.T) {
 			t.Error("got nil error; want one")
 		}
 	})
-}
-
-func TestHumanDuration(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{0, ""},
-		{24 * time.Hour, "24 hours"},
-		{time.Hour, "1 hour"},
-		{72 * time.Hour, "3 days"},
-		{90 * time.Minute, "1 hour"},
-		{30 * time.Minute, "30 minutes"},
-		{2 * time.Second, "2 seconds"},
-		{time.Millisecond, "1 second"},
-	}
-	for _, tt := range tests {
-		if got := HumanDuration(tt.d); got != tt.want {
-			t.Errorf("HumanDuration(%v) = %q; want %q", tt.d, got, tt.want)
-		}
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/internal/humantime"
 )
 
 // Worker defaults.
@@ -410,7 +411,7 @@ func (w *Worker) deliver(ctx context.Context, m StoredMessage, a Attempt) {
 	}
 	r, err := w.templates.Render(kind, TemplateData{
 		Link: data.Link, Email: data.Email, ProductName: w.productName, PublicURL: w.publicURL,
-		ValidFor: HumanDuration(data.ValidFor), Provider: data.Provider, ProviderAccount: data.ProviderAccount,
+		ValidFor: humantime.Duration(data.ValidFor), Provider: data.Provider, ProviderAccount: data.ProviderAccount,
 	})
 	if err != nil {
 		w.drop(ctx, m, a, scrub(err, data.Link))

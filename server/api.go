@@ -8,7 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse/gatehouse/accounts"
-	"github.com/gatehouse/gatehouse/mail"
+	"github.com/gatehouse/gatehouse/internal/humantime"
 )
 
 // userJSON is the public view of a user (API.md): never a hash or token.
@@ -164,7 +164,7 @@ type mailRequestedJSON struct {
 }
 
 func (s *Server) mailRequested(status string) mailRequestedJSON {
-	interval := mail.HumanDuration(s.cfg.MailInterval)
+	interval := humantime.Duration(s.cfg.MailInterval)
 	return mailRequestedJSON{
 		Status:              status,
 		MailIntervalSeconds: int(s.cfg.MailInterval / time.Second),

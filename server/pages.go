@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse/gatehouse/accounts"
-	"github.com/gatehouse/gatehouse/mail"
+	"github.com/gatehouse/gatehouse/internal/humantime"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -218,8 +218,8 @@ func (s *Server) handleMailRequestForm(request func(context.Context, string, acc
 // this one was.
 func (s *Server) checkInbox(r *http.Request, email, kind string, ttl time.Duration) web.CheckInboxPage {
 	return web.CheckInboxPage{
-		Base: s.pageBase(r, ""), Email: email, Kind: kind, ValidFor: mail.HumanDuration(ttl),
-		MailInterval: mail.HumanDuration(s.cfg.MailInterval), MailPerHour: s.cfg.MailPerHour,
+		Base: s.pageBase(r, ""), Email: email, Kind: kind, ValidFor: humantime.Duration(ttl),
+		MailInterval: humantime.Duration(s.cfg.MailInterval), MailPerHour: s.cfg.MailPerHour,
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/embeddeddb"
 )
 
-// sessionDoc mirrors accounts/mongostore's session document.
+// sessionDoc mirrors mongostore's session document.
 type sessionDoc struct {
 	ID         string    `bson:"_id"`
 	SecretHash string    `bson:"secret_hash"`
