@@ -35,10 +35,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gatehouse/gatehouse/accounts"
-	"github.com/gatehouse/gatehouse/mongostore"
 	"github.com/gatehouse/gatehouse/config"
 	"github.com/gatehouse/gatehouse/embeddeddb"
 	"github.com/gatehouse/gatehouse/mail"
+	"github.com/gatehouse/gatehouse/mongostore"
 	"github.com/gatehouse/gatehouse/providers"
 	"github.com/gatehouse/gatehouse/ratelimit"
 	"github.com/gatehouse/gatehouse/server"
