@@ -177,7 +177,7 @@ func (s *Server) handleVerifyForm() http.Handler {
 			s.redirectSignedIn(w, r, target)
 		case errors.Is(err, accounts.ErrInvalidCredentials):
 			page.Base = s.pageBase(r, "")
-			page.Error = "That is not the password you chose when you signed up."
+			page.Error = msgVerifyWrongPassword
 			s.respond.page(w, r, http.StatusUnauthorized, page)
 		case errors.Is(err, accounts.ErrTokenInvalid):
 			page.Base, page.Valid = s.pageBase(r, ""), false
@@ -447,7 +447,7 @@ func (s *Server) handlePasswordForm() http.Handler {
 		case errors.As(err, &pe):
 			p.FieldErrors.Password = pe.Error()
 		case errors.Is(err, accounts.ErrInvalidCredentials):
-			p.FieldErrors.Current = "Your current password is not correct."
+			p.FieldErrors.Current = msgWrongCurrentPassword
 		default:
 			p.PasswordError = ae.Message
 		}

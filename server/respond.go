@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/providers"
 	"github.com/gatehouse/gatehouse/web"
 )
 
@@ -22,6 +23,10 @@ type apiError struct {
 	Message string `json:"message"`
 	// RetryAfter, when set, becomes the Retry-After header.
 	RetryAfter time.Duration `json:"-"`
+	// Heading and Page, when set, are the error page's heading and text
+	// (longer than Message); "{provider}" in Page names the provider.
+	Heading string `json:"-"`
+	Page    string `json:"-"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -62,11 +67,35 @@ func errorFor(err error) *apiError {
 	case errors.Is(err, accounts.ErrLastLoginMethod):
 		return &apiError{Status: http.StatusConflict, Code: "last_login_method", Message: "This is your only way to sign in. Add another one first."}
 	case errors.Is(err, accounts.ErrIdentityLinked):
-		return &apiError{Status: http.StatusConflict, Code: "identity_linked", Message: "This account is already linked to another user."}
+		return &apiError{Status: http.StatusConflict, Code: "identity_linked", Message: "This account is already linked to another user.",
+			Heading: "Account already linked",
+			Page:    "This {provider} account is already linked to another Gatehouse account. Sign in to that account, or disconnect it there first."}
 	case errors.Is(err, accounts.ErrProviderLinked):
-		return &apiError{Status: http.StatusConflict, Code: "provider_linked", Message: "Another account of this provider is linked. Disconnect it first."}
+		return &apiError{Status: http.StatusConflict, Code: "provider_linked", Message: "Another account of this provider is linked. Disconnect it first.",
+			Heading: "Another account is linked",
+			Page:    "Your Gatehouse account is already linked to a different {provider} account. Disconnect it on your account page first."}
 	case errors.Is(err, accounts.ErrProviderEmailUnverified):
-		return &apiError{Status: http.StatusForbidden, Code: "provider_email_unverified", Message: "The provider did not verify an email address for this account."}
+		return &apiError{Status: http.StatusForbidden, Code: "provider_email_unverified", Message: "The provider did not verify an email address for this account.",
+			Heading: "No verified email address",
+			Page:    "Your {provider} account has no verified email address, so we can't sign you in with it. Verify your address at {provider} (and make it your primary one), then try again, or sign up with your email address."}
+	// Provider flows (OA-6): none of these is a server failure, and only a
+	// provider that is down gives a 5xx.
+	case errors.Is(err, providers.ErrDenied):
+		return &apiError{Status: http.StatusBadRequest, Code: "sign_in_cancelled", Message: "Signing in with the provider was cancelled.",
+			Heading: "Sign-in cancelled",
+			Page:    "Signing in with {provider} was cancelled or refused, so nothing changed. You can try again, or sign in another way."}
+	case errors.Is(err, providers.ErrState):
+		return &apiError{Status: http.StatusBadRequest, Code: "sign_in_expired", Message: "This sign-in attempt is no longer valid. Start again.",
+			Heading: "This sign-in has expired",
+			Page:    "This sign-in attempt is no longer valid: it was already used, took too long, or was started in another browser. Please start again."}
+	case errors.Is(err, providers.ErrProvider):
+		return &apiError{Status: http.StatusBadRequest, Code: "sign_in_refused", Message: "The provider's answer could not be verified. Start again.",
+			Heading: "Sign-in could not be verified",
+			Page:    "We couldn't verify this sign-in with {provider}, so nothing changed. Please start again."}
+	case errors.Is(err, providers.ErrUnreachable):
+		return &apiError{Status: http.StatusBadGateway, Code: "provider_unavailable", Message: "The provider did not answer. Try again in a moment.", RetryAfter: 30 * time.Second,
+			Heading: "Sign-in failed",
+			Page:    "{provider} did not answer. Please try again in a moment."}
 	case errors.Is(err, accounts.ErrReauthRequired):
 		return &apiError{Status: http.StatusForbidden, Code: "reauthentication_required", Message: "Sign in again to do this."}
 	case errors.Is(err, accounts.ErrBusy):
@@ -97,8 +126,8 @@ func (rs *responder) logIf(r *http.Request, ae *apiError, err error) {
 	switch {
 	case errors.Is(context.Cause(r.Context()), context.Canceled):
 		level = slog.LevelDebug
-	case ae.Status == http.StatusServiceUnavailable:
-		level = slog.LevelWarn
+	case ae.Status == http.StatusServiceUnavailable, ae.Status == http.StatusBadGateway:
+		level = slog.LevelWarn // a dependency is down, not our bug
 	}
 	rs.log.Log(r.Context(), level, "request failed", "request_id", requestID(r), "status", ae.Status, "code", ae.Code, "error", err)
 }
@@ -145,6 +174,33 @@ func (rs *responder) htmlError(w http.ResponseWriter, r *http.Request, err error
 		heading = "Slow down"
 	}
 	rs.page(w, r, ae.Status, &web.ErrorPage{Base: rs.base(r, heading), Status: ae.Status, Heading: heading, Message: ae.Message})
+}
+
+// The same error reads differently on the form that caused it. These are
+// the only rewordings; they live here, beside the table.
+const (
+	msgVerifyWrongPassword  = "That is not the password you chose when you signed up."
+	msgWrongCurrentPassword = "Your current password is not correct."
+	msgLinkWrongPassword    = "That password is not correct."
+)
+
+// providerPage answers a provider flow's error with its page from the
+// table, naming the provider; errors without one get the generic page.
+func (rs *responder) providerPage(w http.ResponseWriter, r *http.Request, label string, err error) {
+	ae := errorFor(err)
+	if ae.Page == "" {
+		rs.htmlError(w, r, err)
+		return
+	}
+	rs.logIf(r, ae, err)
+	if errors.Is(err, providers.ErrProvider) {
+		rs.log.Info("provider answer refused", "event", "oauth_refused", "error", err, "request_id", requestID(r))
+	}
+	setRetryAfter(w, ae.RetryAfter)
+	rs.page(w, r, ae.Status, web.ErrorPage{
+		Base: rs.base(r, ae.Heading), Status: ae.Status, Heading: ae.Heading,
+		Message: strings.ReplaceAll(ae.Page, "{provider}", label),
+	})
 }
 
 // error picks JSON or HTML by the request: API paths and clients that

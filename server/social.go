@@ -137,46 +137,13 @@ func (s *Server) provider(id string) (*providers.Provider, bool) {
 }
 
 // providerError shows what went wrong in a provider flow and what to do;
-// none of these is a server failure (OA-6).
+// the table in respond.go says how each error reads.
 func (s *Server) providerError(w http.ResponseWriter, r *http.Request, id string, err error) {
 	label := s.providerLabel(id)
 	if label == "" {
 		label = "the provider"
 	}
-	var status int
-	var heading, msg string
-	switch {
-	case errors.Is(err, providers.ErrDenied):
-		status, heading = http.StatusBadRequest, "Sign-in cancelled"
-		msg = "Signing in with " + label + " was cancelled or refused, so nothing changed. You can try again, or sign in another way."
-	case errors.Is(err, providers.ErrState):
-		status, heading = http.StatusBadRequest, "This sign-in has expired"
-		msg = "This sign-in attempt is no longer valid: it was already used, took too long, or was started in another browser. Please start again."
-	case errors.Is(err, accounts.ErrProviderEmailUnverified):
-		status, heading = http.StatusForbidden, "No verified email address"
-		msg = "Your " + label + " account has no verified email address, so we can't sign you in with it. Verify your address at " + label + " (and make it your primary one), then try again, or sign up with your email address."
-	case errors.Is(err, accounts.ErrIdentityLinked):
-		status, heading = http.StatusConflict, "Account already linked"
-		msg = "This " + label + " account is already linked to another Gatehouse account. Sign in to that account, or disconnect it there first."
-	case errors.Is(err, accounts.ErrProviderLinked):
-		status, heading = http.StatusConflict, "Another account is linked"
-		msg = "Your Gatehouse account is already linked to a different " + label + " account. Disconnect it on your account page first."
-	case errors.Is(err, providers.ErrProvider):
-		// The code was refused or the answer failed our checks: whoever
-		// sent this callback gets no server error to retry against.
-		s.log.Info("provider answer refused", "event", "oauth_refused", "provider", id, "error", err, "request_id", requestID(r))
-		status, heading = http.StatusBadRequest, "Sign-in could not be verified"
-		msg = "We couldn't verify this sign-in with " + label + ", so nothing changed. Please start again."
-	case errors.Is(err, providers.ErrUnreachable):
-		s.log.Warn("provider unreachable", "provider", id, "error", err, "request_id", requestID(r))
-		status, heading = http.StatusBadGateway, "Sign-in failed"
-		msg = label + " did not answer. Please try again in a moment."
-		setRetryAfter(w, 30*time.Second)
-	default:
-		s.respond.htmlError(w, r, err)
-		return
-	}
-	s.respond.page(w, r, status, web.ErrorPage{Base: s.pageBase(r, heading), Status: status, Heading: heading, Message: msg})
+	s.respond.providerPage(w, r, label, err)
 }
 
 // countSignin counts a provider callback's result in
@@ -333,7 +300,7 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, ns accounts.
 		}
 		setRetryAfter(w, ae.RetryAfter)
 		if errors.Is(err, accounts.ErrInvalidCredentials) {
-			ae.Message = "That password is not correct."
+			ae.Message = msgLinkWrongPassword
 		}
 		s.linkPage(w, r, ae.Status, false, ae.Message)
 	}
