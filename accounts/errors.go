@@ -41,6 +41,9 @@ var (
 	ErrProviderEmailUnverified = errors.New("provider email not verified")
 	// ErrReauthRequired: the action needs a recent sign-in.
 	ErrReauthRequired = errors.New("recent sign-in required")
+	// ErrConnectSession: connecting a provider was finished by another
+	// session than the one that started it.
+	ErrConnectSession = errors.New("connect finished in another session")
 )
 
 // PasswordError says why a new password was refused. It is matched with errors.As.

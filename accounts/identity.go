@@ -314,36 +314,13 @@ func (s *Service) LinkWithPassword(ctx context.Context, raw, password, previous 
 	if err != nil {
 		return User{}, NewSession{}, "", err
 	}
-	if len(password) > MaxPasswordBytes {
-		return User{}, NewSession{}, "", ErrInvalidCredentials
-	}
-	if err := s.limit(ActLogin, c, t.Email); err != nil {
-		return User{}, NewSession{}, "", err
-	}
-	ctx, release, err := s.hasher.Reserve(ctx)
+	ctx, u, release, err := s.passwordSignIn(ctx, t.Email, password, c, func(ctx context.Context) (User, error) {
+		return s.store.User(ctx, t.UserID)
+	})
 	if err != nil {
 		return User{}, NewSession{}, "", err
 	}
 	defer release()
-	guess, err := s.beginGuess(ctx, t.Email)
-	if err != nil {
-		return User{}, NewSession{}, "", err
-	}
-	u, err := s.store.User(ctx, t.UserID)
-	if err != nil {
-		s.dropGuess(ctx, guess)
-		return User{}, NewSession{}, "", fmt.Errorf("find user: %w", err)
-	}
-	ok, _, err := s.hasher.Verify(ctx, password, u.PasswordHash)
-	if err != nil {
-		s.dropGuess(ctx, guess)
-		return User{}, NewSession{}, "", fmt.Errorf("verify password: %w", err)
-	}
-	if !ok {
-		s.log.Info("link with wrong password", "event", "login_failed")
-		return User{}, NewSession{}, "", s.guessFailed(ctx, guess)
-	}
-	s.guessSucceeded(ctx, guess)
 	return s.completeLink(ctx, t, u, previous, c)
 }
 
@@ -444,10 +421,35 @@ func (s *Service) completeLink(ctx context.Context, t Token, u User, previous st
 	return u, ns, t.ReturnTo, nil
 }
 
-// ConnectIdentity links a provider identity to the signed-in user, who
-// just proved it at the provider. The identity's address does not matter:
-// the link rests on the user's own action, not on an address match.
-func (s *Service) ConnectIdentity(ctx context.Context, a Auth, p Profile) error {
+// ConnectStart names who started connecting a provider: the user and the
+// session that asked for it on their account page.
+type ConnectStart struct {
+	UserID    string
+	SessionID string
+}
+
+// StartConnect reports whether a signed-in user may start connecting a
+// provider: it needs a sign-in within RecentAuth (LK-4), or
+// ErrReauthRequired.
+func (s *Service) StartConnect(a Auth) error {
+	if !s.RecentlySignedIn(a) {
+		return ErrReauthRequired
+	}
+	return nil
+}
+
+// ConnectIdentity links the provider identity p to the signed-in user who
+// started connecting it. The flow must come back to the session that
+// started it (ErrConnectSession: a callback planted in another browser, or
+// finished after signing in as someone else), and the sign-in must still be
+// recent (ErrReauthRequired), as for SetFirstPassword (LK-4).
+func (s *Service) ConnectIdentity(ctx context.Context, a Auth, started ConnectStart, p Profile) error {
+	if a.Session.ID == "" || a.Session.ID != started.SessionID || a.User.ID != started.UserID {
+		return ErrConnectSession
+	}
+	if err := s.StartConnect(a); err != nil {
+		return err
+	}
 	return s.link(ctx, a.User.ID, p)
 }
 

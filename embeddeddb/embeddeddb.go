@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,7 +122,9 @@ func start(ctx context.Context, dir, tcpAddr string, logger *slog.Logger) (*Serv
 		s.Stop()
 		return nil, fmt.Errorf("embedded database socket: %w", err)
 	}
-	s.uri = "mongodb://" + url.PathEscape(sock) + "/"
+	// The driver unescapes the host with QueryUnescape: PathEscape would
+	// leave a "+" that it then reads as a space.
+	s.uri = "mongodb://" + url.QueryEscape(sock) + "/"
 	return s, nil
 }
 
@@ -130,7 +133,8 @@ func start(ctx context.Context, dir, tcpAddr string, logger *slog.Logger) (*Serv
 // second start).
 func (s *Server) socketPath() (string, error) {
 	sock := filepath.Join(s.dir, socketName)
-	if len(sock) > maxSocketPath {
+	// A colon in the path would be read by the driver as a port.
+	if len(sock) > maxSocketPath || strings.Contains(sock, ":") {
 		d, err := os.MkdirTemp("", "gatehouse-db-")
 		if err != nil {
 			return "", fmt.Errorf("embedded database socket dir: %w", err)

@@ -1,6 +1,7 @@
 package embeddeddb
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // TestSyncWAL checks the group commit's bookkeeping: a WAL file is synced
@@ -89,7 +93,7 @@ func TestStartUnixSocketOnly(t *testing.T) {
 	}
 	defer s.Stop()
 	sock := filepath.Join(dbDir, socketName)
-	if want := "mongodb://" + url.PathEscape(sock) + "/"; s.URI() != want {
+	if want := "mongodb://" + url.QueryEscape(sock) + "/"; s.URI() != want {
 		t.Errorf("URI %q; want %q", s.URI(), want)
 	}
 	for path, want := range map[string]fs.FileMode{dbDir: 0o700, sock: 0o600} {
@@ -128,5 +132,28 @@ func TestStartLongDataDir(t *testing.T) {
 	s.Stop()
 	if _, err := os.Stat(sockDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket dir after Stop: %v; want removed", err)
+	}
+}
+
+// TestSocketURIReachable: a data_dir whose path holds a "+" and a space is
+// reached through the URI the driver is given.
+func TestSocketURIReachable(t *testing.T) {
+	dir, err := os.MkdirTemp("", "g+h ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := Start(t.Context(), dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer s.Stop()
+	client, err := mongo.Connect(options.Client().ApplyURI(s.URI()).SetServerSelectionTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatalf("connect %s: %v", s.URI(), err)
+	}
+	defer client.Disconnect(context.Background())
+	if err := client.Ping(t.Context(), nil); err != nil {
+		t.Fatalf("ping over %s: %v", s.URI(), err)
 	}
 }

@@ -84,7 +84,7 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: "sign_in_cancelled", Message: "Signing in with the provider was cancelled.",
 			Heading: "Sign-in cancelled",
 			Page:    "Signing in with {provider} was cancelled or refused, so nothing changed. You can try again, or sign in another way."}
-	case errors.Is(err, providers.ErrState):
+	case errors.Is(err, providers.ErrState), errors.Is(err, accounts.ErrConnectSession):
 		return &apiError{Status: http.StatusBadRequest, Code: "sign_in_expired", Message: "This sign-in attempt is no longer valid. Start again.",
 			Heading: "This sign-in has expired",
 			Page:    "This sign-in attempt is no longer valid: it was already used, took too long, or was started in another browser. Please start again."}

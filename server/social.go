@@ -166,7 +166,8 @@ func signinResult(err error, pending bool) string {
 		return "provider_unavailable"
 	case errors.Is(err, providers.ErrProvider), errors.Is(err, providers.ErrState),
 		errors.Is(err, accounts.ErrProviderEmailUnverified), errors.Is(err, accounts.ErrIdentityLinked),
-		errors.Is(err, accounts.ErrProviderLinked), errors.Is(err, accounts.ErrReauthRequired), errors.As(err, &rl):
+		errors.Is(err, accounts.ErrProviderLinked), errors.Is(err, accounts.ErrReauthRequired),
+		errors.Is(err, accounts.ErrConnectSession), errors.As(err, &rl):
 		return "refused"
 	default:
 		return "failed"
@@ -212,13 +213,8 @@ func (s *Server) handleProviderCallback() http.Handler {
 // finishConnect links a provider to the user who asked for it from their
 // account page; it must be the same session that started the flow.
 func (s *Server) finishConnect(w http.ResponseWriter, r *http.Request, flow providers.Flow, prof accounts.Profile) {
-	a, ok := authFrom(r.Context())
-	if !ok || a.Session.ID != flow.SessionID || a.User.ID != flow.UserID {
-		s.countSignin(prof.Provider, providers.ErrState, false)
-		s.providerError(w, r, prof.Provider, providers.ErrState)
-		return
-	}
-	err := s.svc.ConnectIdentity(r.Context(), a, prof)
+	a, _ := authFrom(r.Context())
+	err := s.svc.ConnectIdentity(r.Context(), a, accounts.ConnectStart{UserID: flow.UserID, SessionID: flow.SessionID}, prof)
 	s.countSignin(prof.Provider, err, false)
 	if err != nil {
 		s.providerError(w, r, prof.Provider, err)
@@ -364,7 +360,7 @@ func (s *Server) handleConnectForm() http.Handler {
 			s.respond.htmlError(w, r, accounts.ErrNotFound)
 			return
 		}
-		if !s.svc.RecentlySignedIn(a) {
+		if err := s.svc.StartConnect(a); errors.Is(err, accounts.ErrReauthRequired) {
 			http.Redirect(w, r, "/login?notice=reauth&return_to="+url.QueryEscape("/account"), http.StatusSeeOther)
 			return
 		}
