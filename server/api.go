@@ -294,3 +294,42 @@ func (s *Server) handleAPIRevokeOthers() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
+
+type identityJSON struct {
+	Provider string    `json:"provider"`
+	Email    string    `json:"email"`
+	LinkedAt time.Time `json:"linked_at"`
+}
+
+func (s *Server) handleAPIIdentities() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.apiAuth(w, r)
+		if !ok {
+			return
+		}
+		ids, err := s.svc.Identities(r.Context(), a.User.ID)
+		if err != nil {
+			s.respond.jsonError(w, r, err)
+			return
+		}
+		out := make([]identityJSON, len(ids))
+		for i, id := range ids {
+			out[i] = identityJSON{Provider: id.Provider, Email: id.Email, LinkedAt: id.LinkedAt}
+		}
+		s.respond.json(w, http.StatusOK, map[string]any{"identities": out})
+	})
+}
+
+func (s *Server) handleAPIDisconnect() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.apiAuth(w, r)
+		if !ok {
+			return
+		}
+		if err := s.svc.DisconnectIdentity(r.Context(), a, mux.Vars(r)["provider"]); err != nil {
+			s.respond.jsonError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
