@@ -229,11 +229,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	srvCfg := server.Config{
 		PublicURL:           cfg.Server.PublicURL,
-		TrustedProxies:      mustCIDRs(cfg.Server.TrustedProxies),
+		TrustedProxies:      cfg.Parsed.TrustedProxies,
 		MaxBodyBytes:        cfg.Server.MaxBodyBytes,
 		RequestTimeout:      cfg.Server.RequestTimeout,
-		CORSOrigins:         originSet(cfg.CORS.AllowedOrigins),
-		RedirectHosts:       originSet(cfg.Redirects.AllowedHosts),
+		CORSOrigins:         cfg.Parsed.CORSOrigins,
+		RedirectHosts:       cfg.Parsed.RedirectHosts,
 		ForwardAuthRedirect: cfg.ForwardAuth.Redirect,
 		DevMode:             cfg.DevMode,
 		CookieName:          cfg.CookieName(),
@@ -467,27 +467,6 @@ func redactURI(s string) string {
 		return "(unparsable URI)"
 	}
 	return u.Scheme + "://" + u.Host + u.Path
-}
-
-func mustCIDRs(list []string) []*net.IPNet {
-	out := make([]*net.IPNet, 0, len(list))
-	for _, s := range list {
-		n, err := config.ParseCIDR(s)
-		if err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func originSet(list []string) map[string]bool {
-	out := make(map[string]bool, len(list))
-	for _, s := range list {
-		if o, err := config.ParseOrigin(s); err == nil {
-			out[o] = true
-		}
-	}
-	return out
 }
 
 // providerConfigs maps the configuration to the providers'; one without a

@@ -406,3 +406,30 @@ func TestLoadOIDC(t *testing.T) {
 		t.Errorf("providers.oidc (-want +got):\n%s", diff)
 	}
 }
+
+// TestLoadParsed: validation hands back what it parsed, so the program does
+// not parse the keys a second time.
+func TestLoadParsed(t *testing.T) {
+	t.Parallel()
+	c, err := Load(defaults(t), "", envFunc(map[string]string{
+		"GATEHOUSE_SERVER_TRUSTED_PROXIES":  "10.0.0.0/8, 192.0.2.7",
+		"GATEHOUSE_CORS_ALLOWED_ORIGINS":    "HTTP://SPA.Example:5173",
+		"GATEHOUSE_REDIRECTS_ALLOWED_HOSTS": "https://app.example/",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nets []string
+	for _, n := range c.Parsed.TrustedProxies {
+		nets = append(nets, n.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32"}; !slices.Equal(nets, want) {
+		t.Errorf("trusted proxies %v; want %v", nets, want)
+	}
+	if !c.Parsed.CORSOrigins["http://spa.example:5173"] || len(c.Parsed.CORSOrigins) != 1 {
+		t.Errorf("CORS origins %v; want the canonical http://spa.example:5173", c.Parsed.CORSOrigins)
+	}
+	if !c.Parsed.RedirectHosts["https://app.example"] || len(c.Parsed.RedirectHosts) != 1 {
+		t.Errorf("redirect hosts %v; want https://app.example", c.Parsed.RedirectHosts)
+	}
+}

@@ -52,4 +52,3 @@ func (s *Server) forwardedURL(r *http.Request) string {
 	}
 	return u
 }
-

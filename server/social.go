@@ -388,4 +388,3 @@ func (s *Server) handleDisconnectForm() http.Handler {
 		http.Redirect(w, r, "/account?notice=disconnected", http.StatusSeeOther)
 	})
 }
-
