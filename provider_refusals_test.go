@@ -147,6 +147,23 @@ func TestProviderRefusalsAre4xx(t *testing.T) {
 	}
 }
 
+// TestProviderMisconfiguredClient: a token endpoint that refuses our own
+// client credentials (invalid_client) is a configuration error, not the
+// request's: 502, counted as provider_unavailable.
+func TestProviderMisconfiguredClient(t *testing.T) {
+	t.Parallel()
+	google := testkit.StartIdP(t, testkit.FakeGoogle)
+	env := google.Env()
+	env["GATEHOUSE_PROVIDERS_GOOGLE_CLIENT_SECRET"] = "not-the-registered-secret"
+	g := testkit.Start(t, run, testkit.StartSMTP(t), testkit.Options{Env: env})
+	c := g.Client(t)
+	r := socialSignIn(t, c, google, socialGoogleUser(testkit.Email(t)), "/auth/google")
+	socialWantRefused(t, c, "client secret refused", r, http.StatusBadGateway)
+	if n := providerSignins(t, g, "google", "provider_unavailable"); n != 1 {
+		t.Errorf("provider_unavailable sign-ins: %v; want 1", n)
+	}
+}
+
 // TestProviderUnreachable: a token endpoint that cannot be reached gives a
 // 502 page with Retry-After, counted as provider_unavailable.
 func TestProviderUnreachable(t *testing.T) {

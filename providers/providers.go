@@ -298,6 +298,12 @@ func (r *Registry) derive(purpose, state string) string {
 func exchangeError(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
+		switch re.ErrorCode {
+		case "invalid_client", "unauthorized_client", "incorrect_client_credentials":
+			// The provider refuses our client, not this code: a
+			// configuration error no request can fix.
+			return fmt.Errorf("%w: token endpoint refused the client (%s): check client_id and client_secret", ErrUnreachable, re.ErrorCode)
+		}
 		return statusError("token endpoint", re.Response.StatusCode)
 	}
 	return fmt.Errorf("%w: %w", ErrUnreachable, err)
@@ -305,7 +311,7 @@ func exchangeError(err error) error {
 
 // statusError classifies a provider endpoint's unexpected status.
 func statusError(what string, status int) error {
-	if status >= 500 {
+	if status >= 500 || status == http.StatusTooManyRequests {
 		return fmt.Errorf("%w: %s answered %d", ErrUnreachable, what, status)
 	}
 	return fmt.Errorf("%w: %s answered %d", ErrProvider, what, status)

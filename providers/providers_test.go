@@ -463,11 +463,12 @@ func TestCompleteGoogle(t *testing.T) {
 	}
 
 	t.Run("wrong client secret", func(t *testing.T) {
+		// Our configuration, not the request, is wrong: not a refusal.
 		c := fakeConfig(f)
 		c.ClientSecret = "wrong"
 		r := newTestRegistry(t, newMemStates(), c)
-		if _, _, err := run(t, r, f, "google", testkit.IdPUser{Subject: "4", Email: "d@example.com", EmailVerified: true}); !errors.Is(err, ErrProvider) {
-			t.Errorf("Complete: %v; want ErrProvider", err)
+		if _, _, err := run(t, r, f, "google", testkit.IdPUser{Subject: "4", Email: "d@example.com", EmailVerified: true}); !errors.Is(err, ErrUnreachable) {
+			t.Errorf("Complete: %v; want ErrUnreachable", err)
 		}
 	})
 
