@@ -37,14 +37,7 @@ const (
 	acctPassword = "a long enough passphrase 7"
 	acctWrongPW  = "not the right passphrase 0"
 	acctMailWait = 15 * time.Second
-	// acctQuotaGap separates two mails to one address on a gateway started
-	// with acctFastMail: the quota counts in windows of twice the interval.
-	acctQuotaGap = 2100 * time.Millisecond
 )
-
-// acctFastMail lets one address receive a mail every second, so that tests
-// can send several without waiting for the default one-minute quota.
-var acctFastMail = map[string]string{"GATEHOUSE_RATE_LIMITS_MAIL_INTERVAL": "1s"}
 
 // acctStart runs a gateway with env overrides and fails the test if the
 // gateway answered any request with a 500 or recovered from a panic.
@@ -58,6 +51,16 @@ func acctStartWith(tb testing.TB, opts testkit.Options) *testkit.Gateway {
 	g := testkit.Start(tb, run, testkit.StartSMTP(tb), opts)
 	tb.Cleanup(func() { acctNoServerErrors(tb, g) })
 	return g
+}
+
+// acctStartClocked is acctStart with a stopped clock, which the test moves
+// past the mail quota's interval or a lockout instead of sleeping.
+func acctStartClocked(tb testing.TB, env map[string]string) (*testkit.Gateway, *testkit.Clock) {
+	tb.Helper()
+	clock := testkit.NewClock()
+	g := testkit.Start(tb, runAt(clock), testkit.StartSMTP(tb), testkit.Options{Env: env})
+	tb.Cleanup(func() { acctNoServerErrors(tb, g) })
+	return g, clock
 }
 
 // acctNoServerErrors scans the access log and the error log of g.
@@ -505,7 +508,7 @@ func TestAccountReturnTo(t *testing.T) {
 // the older ones (TK-4).
 func TestAccountLoginBeforeVerification(t *testing.T) {
 	t.Parallel()
-	g := acctStart(t, acctFastMail)
+	g, clock := acctStartClocked(t, nil)
 	c := g.Client(t)
 	email, unknown := acctEmail("unv"), acctEmail("unk")
 	t1 := c.SignUp(g, email, acctPassword).Token(t)
@@ -535,7 +538,7 @@ func TestAccountLoginBeforeVerification(t *testing.T) {
 	// for two addresses: a new token each time, the older ones void.
 	email2 := acctEmail("unv")
 	s1 := c.SignUp(g, email2, acctPassword).Token(t)
-	time.Sleep(acctQuotaGap)
+	clock.Advance(time.Minute) // past the mail quota's interval
 	r = c.PostJSON("/api/v1/verify/resend", map[string]string{"email": email})
 	acctWant(t, "API resend", r, http.StatusAccepted)
 	r = acctForm(t, c, "/verify/resend", "email", email2)
@@ -885,14 +888,14 @@ func TestAccountLoginFailureIdentical(t *testing.T) {
 // the owner's password is untouched.
 func TestAccountSignupTakenIdentical(t *testing.T) {
 	t.Parallel()
-	g := acctStart(t, acctFastMail)
+	g, clock := acctStartClocked(t, nil)
 	// Two owners, so the API and the form each get a notice without waiting
 	// out the quota twice.
 	owner, owner2, pending := acctEmail("taken"), acctEmail("taken"), acctEmail("pendi")
 	acctNewUser(t, g, owner, acctPassword)
 	acctNewUser(t, g, owner2, acctPassword)
 	g.Client(t).SignUp(g, pending, acctPassword)
-	time.Sleep(acctQuotaGap)
+	clock.Advance(time.Minute) // past the mail quota's interval
 
 	const other = "another passphrase 42"
 	c := g.Client(t)
@@ -1018,7 +1021,7 @@ func TestAccountRateLimitIdentical(t *testing.T) {
 // plants a password on it.
 func TestAccountPreHijack(t *testing.T) {
 	t.Parallel()
-	g := acctStart(t, acctFastMail)
+	g, clock := acctStartClocked(t, nil)
 	const attackerPW, victimPW = "the attacker's passphrase 1", "the victim's own passphrase 2"
 
 	t.Run("victim signs up later", func(t *testing.T) {
@@ -1026,7 +1029,7 @@ func TestAccountPreHijack(t *testing.T) {
 		victim := acctEmail("victim")
 		attacker := g.Client(t)
 		leaked := attacker.SignUp(g, victim, attackerPW).Token(t) // as if leaked from the victim's inbox
-		time.Sleep(acctQuotaGap)
+		clock.Advance(time.Minute) // past the mail quota's interval
 
 		v := g.Client(t)
 		own := v.SignUp(g, victim, victimPW).Token(t)
@@ -1076,7 +1079,7 @@ func TestAccountPreHijack(t *testing.T) {
 		t.Parallel()
 		victim := acctEmail("victim")
 		acctNewUser(t, g, victim, victimPW)
-		time.Sleep(acctQuotaGap)
+		clock.Advance(time.Minute) // past the mail quota's interval
 		attacker := g.Client(t)
 		signup := func(email string) *testkit.Response {
 			return attacker.PostJSON("/api/v1/signup", map[string]string{"email": email, "password": attackerPW})
@@ -1178,24 +1181,13 @@ func TestAccountRateLimitPerAddress(t *testing.T) {
 // and a reset ends the lockout.
 func TestAccountLockout(t *testing.T) {
 	t.Parallel()
-	g := acctStart(t, map[string]string{"GATEHOUSE_RATE_LIMITS_LOCKOUT_AFTER": "3"})
+	g, clock := acctStartClocked(t, map[string]string{"GATEHOUSE_RATE_LIMITS_LOCKOUT_AFTER": "3"})
 	email, unknown := acctEmail("lock"), acctEmail("unkn")
 	acctNewUser(t, g, email, acctPassword)
 
-	var known, other *testkit.Response
-	t.Run("sequence", func(t *testing.T) {
-		t.Run("account", func(t *testing.T) {
-			t.Parallel()
-			known = acctLockoutSequence(t, g, email, acctPassword)
-		})
-		t.Run("unknown address", func(t *testing.T) {
-			t.Parallel()
-			other = acctLockoutSequence(t, g, unknown, acctPassword)
-		})
-	})
-	if known == nil || other == nil {
-		t.FailNow()
-	}
+	// One after the other: both move the one clock.
+	known := acctLockoutSequence(t, g, clock, email, acctPassword)
+	other := acctLockoutSequence(t, g, clock, unknown, acctPassword)
 	acctSameAnswer(t, "lockout: account vs unknown address", known, other, "", "")
 
 	// The reset mailed during the lockout lifts it.
@@ -1203,81 +1195,45 @@ func TestAccountLockout(t *testing.T) {
 	m := g.SMTP.WaitSubject(t, email, "reset", acctMailWait)
 	const newPW = "a brand new passphrase 9"
 	acctWant(t, "reset", c.PostJSON("/api/v1/password/reset", map[string]string{"token": m.Token(t), "password": newPW}), http.StatusNoContent)
-	// Had the reset kept the failures, this one would be refused or would
-	// start a lockout of 8 s or more, whatever the time since the last one.
+	// Had the reset kept the failures, this one would be refused.
 	acctWantCode(t, "wrong password after the reset", c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 	acctWant(t, "login after the reset", c.Login(email, newPW), http.StatusOK)
 }
 
-// acctLockoutSequence fails sign-ins for email until it has seen lockouts of
-// 1, 2 and 4 seconds (lockout_after 3), waiting each one out, and checks
-// that during the last one the right password, the form and a new failure
-// are refused while forgot-password is not. It returns the last API answer
-// of the lockout.
-//
-// A lockout runs from the failure that started it, so an answer is only
-// conclusive while the lockout must still be on: a request that completed
-// within d of sending that failure. On a slow machine a late request may
-// find it over; that is counted as one more failure, never as a pass.
-func acctLockoutSequence(t *testing.T, g *testkit.Gateway, email, right string) *testkit.Response {
+// acctLockoutSequence fails sign-ins for email (lockout_after 3) and checks
+// lockouts of 1, 2 and 4 seconds, moving the gateway's clock through each;
+// during the last one the right password and the form are refused while
+// forgot-password is not. It returns the last API answer of the lockout.
+// (The back-off's arithmetic is tested in accounts' TestLockoutBackoff.)
+func acctLockoutSequence(t *testing.T, g *testkit.Gateway, clock *testkit.Clock, email, right string) *testkit.Response {
 	t.Helper()
 	c := g.Client(t)
-	var (
-		failures   int
-		lastFail   time.Time // when the last counted failure was sent
-		waits      []int
-		locked     *testkit.Response
-		lockedFrom = func() time.Duration { return time.Second << max(failures-3, 0) }
-	)
-	for i := 0; len(waits) < 3; i++ {
-		if i == 30 {
-			t.Fatalf("no lockouts of 1, 2 and 4 s after 30 attempts: %d failures, Retry-After %v", failures, waits)
-		}
-		sent := time.Now()
-		r := c.Login(email, acctWrongPW)
-		switch r.Status {
-		case http.StatusUnauthorized:
-			if failures >= 3 && time.Since(lastFail) < lockedFrom() {
-				t.Fatalf("attempt %d after %d failures was checked %s after the last one; want 429 during the %s lockout",
-					i+1, failures, time.Since(lastFail).Round(time.Millisecond), lockedFrom())
-			}
-			failures++
-			lastFail = sent
-		case http.StatusTooManyRequests:
-			if failures < 3 {
-				t.Fatalf("locked out after %d failures; want 3", failures)
-			}
-			ra := acctRetryAfter(t, "lockout", r)
-			if want := int(lockedFrom() / time.Second); ra > want || (time.Since(lastFail) < time.Second && ra != want) {
-				t.Errorf("Retry-After after %d failures = %d; want %d", failures, ra, want)
-			}
-			waits = append(waits, ra)
-			if locked = r; len(waits) < 3 {
-				time.Sleep(time.Duration(ra)*time.Second + 150*time.Millisecond)
-			}
-		default:
-			t.Fatalf("wrong password: got %d; want 401 or 429\n%s", r.Status, r.Body)
-		}
+	for i := range 3 {
+		acctWantCode(t, fmt.Sprintf("wrong password #%d", i+1), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 	}
-	if waits[2] < 3 || waits[1] < 2 {
-		t.Errorf("Retry-After of successive lockouts %v; want it to double: 1, 2, 4", waits)
+	var locked *testkit.Response
+	for _, want := range []int{1, 2, 4} {
+		locked = c.Login(email, acctWrongPW)
+		acctWant(t, fmt.Sprintf("wrong password during the %d s lockout", want), locked, http.StatusTooManyRequests)
+		if ra := acctRetryAfter(t, "lockout", locked); ra != want {
+			t.Errorf("Retry-After = %d; want %d", ra, want)
+		}
+		if want < 4 {
+			clock.Advance(time.Duration(want) * time.Second)
+			acctWantCode(t, fmt.Sprintf("wrong password after the %d s lockout", want), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+		}
 	}
 
 	// During the 4 s lockout: the right password and the form are refused,
 	// forgot-password is answered and mails.
-	r := c.Login(email, right)
-	if r.Status != http.StatusTooManyRequests && time.Since(lastFail) < lockedFrom() {
-		t.Errorf("right password during the lockout: got %d; want 429", r.Status)
-	}
+	acctWant(t, "right password during the lockout", c.Login(email, right), http.StatusTooManyRequests)
 	p := acctForm(t, g.Client(t), "/login", "email", email, "password", right)
-	if p.Status != http.StatusTooManyRequests && time.Since(lastFail) < lockedFrom() {
-		t.Errorf("POST /login during the lockout: got %d; want 429", p.Status)
-	} else if p.Status == http.StatusTooManyRequests {
-		acctRetryAfter(t, "POST /login during the lockout", p)
-	}
+	acctWant(t, "POST /login during the lockout", p, http.StatusTooManyRequests)
+	acctRetryAfter(t, "POST /login during the lockout", p)
 	f := acctForm(t, g.Client(t), "/password/forgot", "email", email)
 	acctWant(t, "POST /password/forgot during the lockout", f, http.StatusOK)
 	acctWant(t, "API forgot during the lockout", c.PostJSON("/api/v1/password/forgot", map[string]string{"email": email}), http.StatusAccepted)
+	clock.Advance(4 * time.Second) // end the lockout for the next sequence
 	return locked
 }
 
@@ -1304,7 +1260,7 @@ func TestAccountMailQuota(t *testing.T) {
 		acctWant(t, fmt.Sprintf("forgot #%d", i+1), c.PostJSON("/api/v1/password/forgot", map[string]string{"email": user}), http.StatusAccepted)
 	}
 
-	time.Sleep(1500 * time.Millisecond)
+	g.MailBarrier(t)
 	if got := len(g.SMTP.Mails(email)); got != 1 {
 		t.Errorf("signup mails after 2 signups, a resend and a form signup: %d; want 1", got)
 	}

@@ -47,6 +47,15 @@ func sfStart(tb testing.TB, env map[string]string) *testkit.Gateway {
 	return g
 }
 
+// sfStartClocked is sfStart with a stopped clock that the test moves.
+func sfStartClocked(tb testing.TB, env map[string]string) (*testkit.Gateway, *testkit.Clock) {
+	tb.Helper()
+	clock := testkit.NewClock()
+	g := testkit.Start(tb, runAt(clock), testkit.StartSMTP(tb), testkit.Options{Env: env})
+	sfNoServerErrors(tb, g)
+	return g, clock
+}
+
 // sfNoServerErrors fails the test at its end if g logged a 5xx answer or a panic.
 func sfNoServerErrors(tb testing.TB, g *testkit.Gateway) {
 	tb.Helper()
@@ -367,29 +376,21 @@ func TestTokenNotStoredRaw(t *testing.T) {
 // (the sweep runs only every 10 minutes), on the pages and the API.
 func TestTokenExpiry(t *testing.T) {
 	t.Parallel()
-	g := sfStart(t, map[string]string{
-		"GATEHOUSE_TOKENS_VERIFY_TTL": "2s",
-		"GATEHOUSE_TOKENS_RESET_TTL":  "2s",
-	})
+	g, clock := sfStartClocked(t, nil) // tokens.verify_ttl 24h, reset_ttl 1h
 	c, email := testkit.NewUser(t, g, sfPassword)
 	pending := testkit.Email(t)
-	asked := time.Now()
 	vm := g.Client(t).SignUp(g, pending, sfPassword)
 	rm := sfForgot(t, g, c, email)
 	vt, rt := vm.Token(t), rm.Token(t)
 
-	// Live before they expire (checked only when the mails came fast enough
-	// for the links to be surely live still).
-	if time.Since(asked) < 1500*time.Millisecond {
-		sfWantPage(t, "GET verify link while live", g.Client(t).Get("/verify?token="+vt), http.StatusOK, "Confirm your email address")
-		sfWantPage(t, "GET reset link while live", g.Client(t).Get("/password/reset?token="+rt), http.StatusOK, "Choose a new password")
-	} else {
-		t.Logf("mails took %v: skipping the check that the links were live", time.Since(asked))
-	}
-
-	// Both tokens were made before their mails arrived.
-	time.Sleep(time.Until(vm.At.Add(3 * time.Second)))
-	time.Sleep(time.Until(rm.At.Add(3 * time.Second)))
+	// Live until the very end of their lifetime.
+	clock.Advance(time.Hour - time.Millisecond)
+	sfWantPage(t, "GET reset link a millisecond before it expires", g.Client(t).Get("/password/reset?token="+rt), http.StatusOK, "Choose a new password")
+	clock.Advance(time.Millisecond)
+	sfWantPage(t, "GET reset link when it expires", g.Client(t).Get("/password/reset?token="+rt), http.StatusBadRequest, "invalid or has expired")
+	clock.Advance(23*time.Hour - time.Millisecond)
+	sfWantPage(t, "GET verify link a millisecond before it expires", g.Client(t).Get("/verify?token="+vt), http.StatusOK, "Confirm your email address")
+	clock.Advance(time.Millisecond)
 
 	x := g.Client(t)
 	sfWantPage(t, "GET expired verify link", x.Get("/verify?token="+vt), http.StatusBadRequest, "invalid or has expired")
@@ -416,14 +417,13 @@ func TestTokenExpiry(t *testing.T) {
 // the other.
 func TestTokenNewerVoidsOlder(t *testing.T) {
 	t.Parallel()
-	g := sfStart(t, map[string]string{"GATEHOUSE_RATE_LIMITS_MAIL_INTERVAL": "1s"})
+	g, clock := sfStartClocked(t, nil)
 	c, email := testkit.NewUser(t, g, sfPassword)
 	pending := testkit.Email(t)
 	v1 := g.Client(t).SignUp(g, pending, sfPassword).Token(t)
 	r1 := sfForgot(t, g, c, email).Token(t)
 
-	// Past the per-address mail interval (two windows of 1s).
-	time.Sleep(2200 * time.Millisecond)
+	clock.Advance(time.Minute) // past the per-address mail interval
 	r2 := sfForgot(t, g, c, email).Token(t)
 	n := len(g.SMTP.Mails(pending))
 	if r := g.Client(t).PostJSON("/api/v1/verify/resend", map[string]string{"email": pending}); r.Status != http.StatusAccepted {
@@ -849,8 +849,9 @@ func TestSessionLogoutEndsServerSide(t *testing.T) {
 
 // TestSessionTimeouts checks SE-4: the idle and absolute timeouts are
 // enforced by the server. A session used every 0.5 s outlives the 2 s idle
-// timeout but not the 4 s absolute one; an unused session ends after ~2 s.
-// It runs with the default session cache and with the cache off.
+// timeout but not the 4 s absolute one; an unused session ends after 2 s.
+// The gateway's clock is moved, not waited for. It runs with the default
+// session cache and with the cache off.
 func TestSessionTimeouts(t *testing.T) {
 	t.Parallel()
 	for _, cache := range []string{"default cache", "cache off"} {
@@ -863,47 +864,23 @@ func TestSessionTimeouts(t *testing.T) {
 			if cache == "cache off" {
 				env["GATEHOUSE_SESSION_CACHE_TTL"] = "0s"
 			}
-			g := sfStart(t, env)
+			g, clock := sfStartClocked(t, env)
 			_, email := testkit.NewUser(t, g, sfPassword)
-			// Times are taken around the sign-ins, so that a slow machine
-			// can make the test lenient but never wrong. The cookies are
-			// replayed without their Max-Age, so that only the server can
-			// end the sessions.
-			usedStart := time.Now()
+			// The cookies are replayed without their Max-Age, so that only
+			// the server can end the sessions.
 			used := sfReplay(t, g, sfCookie(t, sfLogin(t, g, email, sfPassword, "used")))
-			usedEnd := time.Now()
-			sfWantSession(t, used, http.StatusOK, "busy session at once")
 			idle := sfReplay(t, g, sfCookie(t, sfLogin(t, g, email, sfPassword, "idle")))
+			sfWantSession(t, used, http.StatusOK, "busy session at once")
 			sfWantSession(t, idle, http.StatusOK, "idle session at once")
-			idleLastUse := time.Now()
-
-			idleChecked := false
-			for {
-				got, _ := sfSession(t, used)
-				if got == http.StatusUnauthorized {
-					// Created after usedStart, so alive until usedStart+4s at least.
-					if alive := time.Since(usedStart); alive < 3500*time.Millisecond {
-						t.Fatalf("session used every 0.5s ended %v after sign-in; want it alive past the 2s idle timeout until the 4s absolute one", alive.Round(time.Millisecond))
-					}
-					break
+			for step := 1; step <= 7; step++ { // 0.5 s to 3.5 s after sign-in
+				clock.Advance(500 * time.Millisecond)
+				sfWantSession(t, used, http.StatusOK, fmt.Sprintf("session used every 0.5 s, %.1f s after sign-in", float64(step)/2))
+				if step == 5 {
+					sfWantSession(t, idle, http.StatusUnauthorized, "session unused for 2.5 s (idle timeout 2 s)")
 				}
-				if got != http.StatusOK {
-					t.Fatalf("busy session: got %d; want 200 or 401", got)
-				}
-				// Created before usedEnd, so dead by usedEnd+4s.
-				if time.Since(usedEnd) > 5500*time.Millisecond {
-					t.Fatalf("busy session still valid %v after sign-in; want it ended by the 4s absolute timeout", time.Since(usedEnd).Round(time.Millisecond))
-				}
-				if !idleChecked && time.Since(idleLastUse) > 2600*time.Millisecond {
-					sfWantSession(t, idle, http.StatusUnauthorized, "session unused for 2.6s (idle timeout 2s)")
-					idleChecked = true
-				}
-				time.Sleep(500 * time.Millisecond)
 			}
-			if !idleChecked {
-				time.Sleep(time.Until(idleLastUse.Add(2600 * time.Millisecond)))
-				sfWantSession(t, idle, http.StatusUnauthorized, "session unused for 2.6s (idle timeout 2s)")
-			}
+			clock.Advance(500 * time.Millisecond)
+			sfWantSession(t, used, http.StatusUnauthorized, "busy session 4 s after sign-in (absolute timeout 4 s)")
 			if r := used.Get("/auth/check"); r.Status != http.StatusUnauthorized {
 				t.Errorf("auth check with the expired session: got %d; want 401", r.Status)
 			}
