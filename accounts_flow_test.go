@@ -1029,7 +1029,7 @@ func TestAccountPreHijack(t *testing.T) {
 		victim := acctEmail("victim")
 		attacker := g.Client(t)
 		leaked := attacker.SignUp(g, victim, attackerPW).Token(t) // as if leaked from the victim's inbox
-		clock.Advance(time.Minute) // past the mail quota's interval
+		clock.Advance(time.Minute)                                // past the mail quota's interval
 
 		v := g.Client(t)
 		own := v.SignUp(g, victim, victimPW).Token(t)
