@@ -49,7 +49,7 @@ func acctStart(tb testing.TB, env map[string]string) *testkit.Gateway {
 func acctStartWith(tb testing.TB, opts testkit.Options) *testkit.Gateway {
 	tb.Helper()
 	g := testkit.Start(tb, run, testkit.StartSMTP(tb), opts)
-	tb.Cleanup(func() { acctNoServerErrors(tb, g) })
+	testkit.NoServerErrors(tb, g)
 	return g
 }
 
@@ -59,18 +59,8 @@ func acctStartClocked(tb testing.TB, env map[string]string) (*testkit.Gateway, *
 	tb.Helper()
 	clock := testkit.NewClock()
 	g := testkit.Start(tb, runAt(clock), testkit.StartSMTP(tb), testkit.Options{Env: env})
-	tb.Cleanup(func() { acctNoServerErrors(tb, g) })
+	testkit.NoServerErrors(tb, g)
 	return g, clock
-}
-
-// acctNoServerErrors scans the access log and the error log of g.
-func acctNoServerErrors(tb testing.TB, g *testkit.Gateway) {
-	tb.Helper()
-	for _, line := range strings.Split(g.Logs(), "\n") {
-		if strings.Contains(line, "status=500") || strings.Contains(line, "msg=panic") {
-			tb.Errorf("gateway logged a server error: %s", line)
-		}
-	}
 }
 
 // acctEmail returns a fresh address; addresses with tags of one length have
@@ -98,15 +88,7 @@ func acctForm(tb testing.TB, c *testkit.Client, path string, kv ...string) *test
 func acctWant(tb testing.TB, what string, r *testkit.Response, status int) {
 	tb.Helper()
 	if r.Status != status {
-		tb.Fatalf("%s: got status %d; want %d\n%s", what, r.Status, status, acctShort(r.Body))
-	}
-}
-
-// acctWantCode checks an API error answer.
-func acctWantCode(tb testing.TB, what string, r *testkit.Response, status int, code string) {
-	tb.Helper()
-	if r.Status != status || r.ErrorCode() != code {
-		tb.Fatalf("%s: got %d %q; want %d %q\n%s", what, r.Status, r.ErrorCode(), status, code, acctShort(r.Body))
+		tb.Fatalf("%s: got status %d; want %d\n%s", what, r.Status, status, testkit.Short(r.Body))
 	}
 }
 
@@ -115,25 +97,9 @@ func acctWantText(tb testing.TB, what string, r *testkit.Response, texts ...stri
 	tb.Helper()
 	for _, s := range texts {
 		if !strings.Contains(r.Text(), s) {
-			tb.Errorf("%s: page does not contain %q\n%s", what, s, acctShort(r.Body))
+			tb.Errorf("%s: page does not contain %q\n%s", what, s, testkit.Short(r.Body))
 		}
 	}
-}
-
-// acctWantRedirect checks a 303 and its Location.
-func acctWantRedirect(tb testing.TB, what string, r *testkit.Response, location string) {
-	tb.Helper()
-	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != location {
-		tb.Fatalf("%s: got %d Location %q; want 303 Location %q\n%s", what, r.Status, r.Header.Get("Location"), location, acctShort(r.Body))
-	}
-}
-
-// acctShort keeps failure messages readable: pages are long.
-func acctShort(b []byte) string {
-	if len(b) > 1500 {
-		return string(b[:1500]) + "…"
-	}
-	return string(b)
 }
 
 // acctRetryAfter returns the Retry-After header in seconds, failing the test
@@ -367,7 +333,7 @@ func TestAccountJourneyPages(t *testing.T) {
 	}
 
 	r = acctForm(t, c, "/verify", "token", token, "password", acctPassword)
-	acctWantRedirect(t, "POST /verify", r, "/account")
+	testkit.WantRedirect(t, "POST /verify", r, http.StatusSeeOther, "/account")
 	if c.Cookie(testkit.CookieName) == nil {
 		t.Fatal("verification set no session cookie")
 	}
@@ -381,14 +347,14 @@ func TestAccountJourneyPages(t *testing.T) {
 	acctWantText(t, "GET /verify with a used link", r, "invalid or has expired")
 
 	r = acctForm(t, c, "/logout")
-	acctWantRedirect(t, "POST /logout", r, "/login?notice=signed_out")
+	testkit.WantRedirect(t, "POST /logout", r, http.StatusSeeOther, "/login?notice=signed_out")
 	r = c.Get("/account")
-	acctWantRedirect(t, "GET /account after sign-out", r, "/login?return_to=%2Faccount")
+	testkit.WantRedirect(t, "GET /account after sign-out", r, http.StatusSeeOther, "/login?return_to=%2Faccount")
 
 	r = c.Get("/login")
 	acctWant(t, "GET /login", r, http.StatusOK)
 	r = acctForm(t, c, "/login", "email", email, "password", acctPassword)
-	acctWantRedirect(t, "POST /login", r, "/account")
+	testkit.WantRedirect(t, "POST /login", r, http.StatusSeeOther, "/account")
 	r = c.Get("/account")
 	acctWant(t, "GET /account after sign-in", r, http.StatusOK)
 	acctWantText(t, "GET /account after sign-in", r, email, "This device")
@@ -423,7 +389,7 @@ func TestAccountJourneyAPI(t *testing.T) {
 	}
 
 	r = c.Verify(token, acctWrongPW)
-	acctWantCode(t, "verify with a wrong password", r, http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "verify with a wrong password", r, http.StatusUnauthorized, "invalid_credentials")
 	if c.Cookie(testkit.CookieName) != nil {
 		t.Fatal("a refused verification set a session cookie")
 	}
@@ -446,7 +412,7 @@ func TestAccountJourneyAPI(t *testing.T) {
 		t.Errorf("verify Set-Cookie = %q; want an HttpOnly %s cookie", sc, testkit.CookieName)
 	}
 
-	acctWantCode(t, "verify again with the used token", c.Verify(token, acctPassword), http.StatusBadRequest, "invalid_token")
+	testkit.WantAPIError(t, "verify again with the used token", c.Verify(token, acctPassword), http.StatusBadRequest, "invalid_token")
 
 	r = c.Get("/api/v1/session")
 	acctWant(t, "session after verify", r, http.StatusOK)
@@ -458,7 +424,7 @@ func TestAccountJourneyAPI(t *testing.T) {
 	}
 
 	acctWant(t, "logout", c.PostJSON("/api/v1/logout", nil), http.StatusNoContent)
-	acctWantCode(t, "session after logout", c.Get("/api/v1/session"), http.StatusUnauthorized, "unauthenticated")
+	testkit.WantAPIError(t, "session after logout", c.Get("/api/v1/session"), http.StatusUnauthorized, "unauthenticated")
 
 	r = c.Login(email, acctPassword)
 	acctWant(t, "login", r, http.StatusOK)
@@ -486,7 +452,7 @@ func TestAccountReturnTo(t *testing.T) {
 	acctWant(t, "GET /verify with return_to", r, http.StatusOK)
 	acctWantText(t, "GET /verify with return_to", r, `name="return_to" value="`+afterVerify+`"`)
 	r = acctForm(t, c, "/verify", "token", token, "password", acctPassword, "return_to", afterVerify)
-	acctWantRedirect(t, "POST /verify with return_to", r, afterVerify)
+	testkit.WantRedirect(t, "POST /verify with return_to", r, http.StatusSeeOther, afterVerify)
 
 	acctWant(t, "logout", c.PostJSON("/api/v1/logout", nil), http.StatusNoContent)
 	const afterLogin = "/app/after-login"
@@ -494,11 +460,11 @@ func TestAccountReturnTo(t *testing.T) {
 	acctWant(t, "GET /login with return_to", r, http.StatusOK)
 	acctWantText(t, "GET /login with return_to", r, `name="return_to" value="`+afterLogin+`"`)
 	r = acctForm(t, c, "/login", "email", email, "password", acctPassword, "return_to", afterLogin)
-	acctWantRedirect(t, "POST /login with return_to", r, afterLogin)
+	testkit.WantRedirect(t, "POST /login with return_to", r, http.StatusSeeOther, afterLogin)
 
 	for _, bad := range []string{"//evil.example/x", "https://evil.example/", `/\evil.example`} {
 		r := acctForm(t, g.Client(t), "/login", "email", email, "password", acctPassword, "return_to", bad)
-		acctWantRedirect(t, "POST /login with return_to "+bad, r, "/account")
+		testkit.WantRedirect(t, "POST /login with return_to "+bad, r, http.StatusSeeOther, "/account")
 	}
 }
 
@@ -514,12 +480,12 @@ func TestAccountLoginBeforeVerification(t *testing.T) {
 	t1 := c.SignUp(g, email, acctPassword).Token(t)
 
 	r := c.Login(email, acctPassword)
-	acctWantCode(t, "API login before verification", r, http.StatusForbidden, "email_not_verified")
+	testkit.WantAPIError(t, "API login before verification", r, http.StatusForbidden, "email_not_verified")
 	if r.Header.Get("Set-Cookie") != "" {
 		t.Error("a refused login set a cookie")
 	}
 	wrong := c.Login(email, acctWrongPW)
-	acctWantCode(t, "API login before verification, wrong password", wrong, http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "API login before verification, wrong password", wrong, http.StatusUnauthorized, "invalid_credentials")
 	acctSameAnswer(t, "API login: pending signup with a wrong password vs unknown address", wrong, c.Login(unknown, acctWrongPW), "", "")
 
 	r = acctForm(t, c, "/login", "email", email, "password", acctPassword)
@@ -555,13 +521,13 @@ func TestAccountLoginBeforeVerification(t *testing.T) {
 	r = c.Get("/verify?token=" + url.QueryEscape(t1))
 	acctWant(t, "GET /verify with the replaced token", r, http.StatusBadRequest)
 	acctWantText(t, "GET /verify with the replaced token", r, "invalid or has expired")
-	acctWantCode(t, "verify with the replaced token", c.Verify(t1, acctPassword), http.StatusBadRequest, "invalid_token")
+	testkit.WantAPIError(t, "verify with the replaced token", c.Verify(t1, acctPassword), http.StatusBadRequest, "invalid_token")
 	r = acctForm(t, c, "/verify", "token", s1, "password", acctPassword)
 	acctWant(t, "POST /verify with the replaced token", r, http.StatusBadRequest)
 
 	acctWant(t, "verify with the resent token", c.Verify(t2, acctPassword), http.StatusOK)
 	r = acctForm(t, g.Client(t), "/verify", "token", s2, "password", acctPassword)
-	acctWantRedirect(t, "POST /verify with the resent token", r, "/account")
+	testkit.WantRedirect(t, "POST /verify with the resent token", r, http.StatusSeeOther, "/account")
 	acctWant(t, "login after verification", g.Client(t).Login(email, acctPassword), http.StatusOK)
 	acctWant(t, "login after verification", g.Client(t).Login(email2, acctPassword), http.StatusOK)
 }
@@ -599,7 +565,7 @@ func TestAccountPasswordLength(t *testing.T) {
 			email := acctEmail("pw1")
 			r := c.PostJSON("/api/v1/signup", map[string]string{"email": email, "password": tc.pw})
 			if !tc.ok {
-				acctWantCode(t, "signup", r, http.StatusBadRequest, "weak_password")
+				testkit.WantAPIError(t, "signup", r, http.StatusBadRequest, "weak_password")
 				if msg := string(r.Body); !strings.Contains(msg, tc.msg) {
 					t.Errorf("signup refusal %s; want it to say %q", msg, tc.msg)
 				}
@@ -640,7 +606,7 @@ func TestAccountPasswordMinLengthConfig(t *testing.T) {
 	g := acctStart(t, map[string]string{"GATEHOUSE_PASSWORD_MIN_LENGTH": "8"})
 	c := g.Client(t)
 	r := c.PostJSON("/api/v1/signup", map[string]string{"email": acctEmail("min8"), "password": "kq7vz2m"})
-	acctWantCode(t, "signup with 7 characters", r, http.StatusBadRequest, "weak_password")
+	testkit.WantAPIError(t, "signup with 7 characters", r, http.StatusBadRequest, "weak_password")
 	if !strings.Contains(string(r.Body), "at least 8") {
 		t.Errorf("refusal %s; want it to say at least 8", r.Body)
 	}
@@ -687,7 +653,7 @@ func TestAccountPasswordNoTruncation(t *testing.T) {
 	email := acctEmail("pw2")
 	acctNewUser(t, g, email, pw)
 	for _, p := range []string{pw[:72], pw[:99], pw + "!"} {
-		acctWantCode(t, fmt.Sprintf("login with %d of the 100 characters", len(p)), g.Client(t).Login(email, p), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, fmt.Sprintf("login with %d of the 100 characters", len(p)), g.Client(t).Login(email, p), http.StatusUnauthorized, "invalid_credentials")
 	}
 	acctWant(t, "login with the whole password", g.Client(t).Login(email, pw), http.StatusOK)
 }
@@ -716,7 +682,7 @@ func TestAccountPasswordPolicy(t *testing.T) {
 			c := g.Client(t)
 			email := acctEmail("pw3")
 			r := c.PostJSON("/api/v1/signup", map[string]string{"email": email, "password": tc.pw(email)})
-			acctWantCode(t, "signup", r, http.StatusBadRequest, "weak_password")
+			testkit.WantAPIError(t, "signup", r, http.StatusBadRequest, "weak_password")
 			if !strings.Contains(string(r.Body), tc.msg) {
 				t.Errorf("refusal %s; want it to say %q", r.Body, tc.msg)
 			}
@@ -738,7 +704,7 @@ func TestAccountPasswordPolicy(t *testing.T) {
 			email := acctEmail("pw3")
 			acctNewUser(t, g, email, pw)
 			acctWant(t, "login", g.Client(t).Login(email, pw), http.StatusOK)
-			acctWantCode(t, "login with a different password", g.Client(t).Login(email, pw+"x"), http.StatusUnauthorized, "invalid_credentials")
+			testkit.WantAPIError(t, "login with a different password", g.Client(t).Login(email, pw+"x"), http.StatusUnauthorized, "invalid_credentials")
 		})
 	}
 }
@@ -777,7 +743,7 @@ func TestAccountPasswordHashStorage(t *testing.T) {
 	}
 	g2 := acctStartWith(t, testkit.Options{MongoURI: db.URI, Database: g.Database,
 		Env: map[string]string{"GATEHOUSE_PASSWORD_ARGON2_MEMORY_KIB": "20480"}})
-	acctWantCode(t, "login with a wrong password", g2.Client(t).Login(b, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "login with a wrong password", g2.Client(t).Login(b, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 	if got := acctStoredHash(t, db.URI, g.Database, b); got != hb {
 		t.Errorf("a failed login changed the stored hash: %q; want %q", got, hb)
 	}
@@ -787,7 +753,7 @@ func TestAccountPasswordHashStorage(t *testing.T) {
 		t.Errorf("hash after login with the higher cost = %q; want $argon2id$v=19$m=20480,t=2,p=1$…", ha2)
 	}
 	acctWant(t, "login with the upgraded hash", g2.Client(t).Login(a, acctPassword), http.StatusOK)
-	acctWantCode(t, "wrong password against the upgraded hash", g2.Client(t).Login(a, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "wrong password against the upgraded hash", g2.Client(t).Login(a, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 }
 
 // TestAccountPasswordHashingBounded is PW-4's bound: with one hash at a time
@@ -871,7 +837,7 @@ func TestAccountLoginFailureIdentical(t *testing.T) {
 	g.Client(t).SignUp(g, pending, acctPassword)
 
 	ru := g.Client(t).Login(unknown, acctWrongPW)
-	acctWantCode(t, "API login for an unknown address", ru, http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "API login for an unknown address", ru, http.StatusUnauthorized, "invalid_credentials")
 	acctSameAnswer(t, "API login: wrong password vs unknown address", g.Client(t).Login(known, acctWrongPW), ru, "", "")
 	acctSameAnswer(t, "API login: pending signup, wrong password vs unknown address", g.Client(t).Login(pending, acctWrongPW), ru, "", "")
 
@@ -919,7 +885,7 @@ func TestAccountSignupTakenIdentical(t *testing.T) {
 	for _, o := range []string{owner, owner2} {
 		acctCheckExistsMail(t, g, g.SMTP.WaitMail(t, o, 2, acctMailWait), o)
 		acctWant(t, "owner login with the own password", g.Client(t).Login(o, acctPassword), http.StatusOK)
-		acctWantCode(t, "login with the password of the later signup", g.Client(t).Login(o, other), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, "login with the password of the later signup", g.Client(t).Login(o, other), http.StatusUnauthorized, "invalid_credentials")
 	}
 	g.NoMoreMail(t, owner, 2)
 }
@@ -999,7 +965,7 @@ func TestAccountRateLimitIdentical(t *testing.T) {
 			}
 		}
 		rk, ru := send(known), send(unknown)
-		acctWantCode(t, what+" #3", rk, http.StatusTooManyRequests, "rate_limited")
+		testkit.WantAPIError(t, what+" #3", rk, http.StatusTooManyRequests, "rate_limited")
 		acctRetryAfter(t, what+" #3", rk)
 		acctRetryAfter(t, what+" #3", ru)
 		acctSameAnswer(t, what+" over the limit: known vs unknown address", rk, ru, "", "")
@@ -1036,9 +1002,9 @@ func TestAccountPreHijack(t *testing.T) {
 		if own == leaked {
 			t.Fatal("the victim's signup mailed the attacker's token")
 		}
-		acctWantCode(t, "attacker login after the victim's signup", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
-		acctWantCode(t, "attacker verifies with the replaced link", attacker.Verify(leaked, attackerPW), http.StatusBadRequest, "invalid_token")
-		acctWantCode(t, "replaced link with the victim's password", attacker.Verify(leaked, victimPW), http.StatusBadRequest, "invalid_token")
+		testkit.WantAPIError(t, "attacker login after the victim's signup", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, "attacker verifies with the replaced link", attacker.Verify(leaked, attackerPW), http.StatusBadRequest, "invalid_token")
+		testkit.WantAPIError(t, "replaced link with the victim's password", attacker.Verify(leaked, victimPW), http.StatusBadRequest, "invalid_token")
 		acctWant(t, "GET /verify with the replaced link", attacker.Get("/verify?token="+url.QueryEscape(leaked)), http.StatusBadRequest)
 		r := acctForm(t, attacker, "/verify", "token", leaked, "password", attackerPW)
 		acctWant(t, "POST /verify with the replaced link", r, http.StatusBadRequest)
@@ -1047,8 +1013,8 @@ func TestAccountPreHijack(t *testing.T) {
 		}
 
 		acctWant(t, "victim verifies", v.Verify(own, victimPW), http.StatusOK)
-		acctWantCode(t, "attacker login after verification", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
-		acctWantCode(t, "attacker's link after verification", attacker.Verify(leaked, attackerPW), http.StatusBadRequest, "invalid_token")
+		testkit.WantAPIError(t, "attacker login after verification", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, "attacker's link after verification", attacker.Verify(leaked, attackerPW), http.StatusBadRequest, "invalid_token")
 		acctWant(t, "victim login", g.Client(t).Login(victim, victimPW), http.StatusOK)
 	})
 
@@ -1064,12 +1030,12 @@ func TestAccountPreHijack(t *testing.T) {
 			r := acctForm(t, v, "/verify", "token", m.Token(t), "password", pw)
 			acctWant(t, fmt.Sprintf("verify with %q", pw), r, http.StatusUnauthorized)
 			acctWantText(t, "verify with another password", r, "not the password you chose")
-			acctWantCode(t, "API verify with another password", v.Verify(m.Token(t), pw), http.StatusUnauthorized, "invalid_credentials")
+			testkit.WantAPIError(t, "API verify with another password", v.Verify(m.Token(t), pw), http.StatusUnauthorized, "invalid_credentials")
 		}
 		if v.Cookie(testkit.CookieName) != nil {
 			t.Fatal("a refused verification signed the victim in")
 		}
-		acctWantCode(t, "login with the victim's password", g.Client(t).Login(victim, victimPW), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, "login with the victim's password", g.Client(t).Login(victim, victimPW), http.StatusUnauthorized, "invalid_credentials")
 		// No account exists, so a reset mails nothing.
 		acctWant(t, "forgot", v.PostJSON("/api/v1/password/forgot", map[string]string{"email": victim}), http.StatusAccepted)
 		g.NoMoreMail(t, victim, 1)
@@ -1086,7 +1052,7 @@ func TestAccountPreHijack(t *testing.T) {
 		}
 		acctSameAnswer(t, "attacker's signup: fresh vs the victim's address", signup(acctEmail("fresh0")), signup(victim), "", "")
 		acctCheckExistsMail(t, g, g.SMTP.WaitMail(t, victim, 2, acctMailWait), victim)
-		acctWantCode(t, "attacker login", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, "attacker login", attacker.Login(victim, attackerPW), http.StatusUnauthorized, "invalid_credentials")
 		acctWant(t, "victim login", g.Client(t).Login(victim, victimPW), http.StatusOK)
 	})
 }
@@ -1131,7 +1097,7 @@ func TestAccountRateLimitPerIP(t *testing.T) {
 				}
 			}
 			r := c.PostJSON(tc.api, tc.body())
-			acctWantCode(t, "4th request from one IP", r, http.StatusTooManyRequests, "rate_limited")
+			testkit.WantAPIError(t, "4th request from one IP", r, http.StatusTooManyRequests, "rate_limited")
 			if ra := acctRetryAfter(t, "4th request", r); ra > 60 {
 				t.Errorf("Retry-After %d; want at most 60 for a per-minute limit", ra)
 			}
@@ -1169,7 +1135,7 @@ func TestAccountRateLimitPerAddress(t *testing.T) {
 			acctWant(t, fmt.Sprintf("%s #%d for one address", tc.name, i+1), c.PostJSON(tc.path, tc.body(a)), tc.first)
 		}
 		r := c.PostJSON(tc.path, tc.body(a))
-		acctWantCode(t, tc.name+" #3 for one address", r, http.StatusTooManyRequests, "rate_limited")
+		testkit.WantAPIError(t, tc.name+" #3 for one address", r, http.StatusTooManyRequests, "rate_limited")
 		acctRetryAfter(t, tc.name+" #3", r)
 		acctWant(t, tc.name+" for another address", c.PostJSON(tc.path, tc.body(b)), tc.first)
 	}
@@ -1196,7 +1162,7 @@ func TestAccountLockout(t *testing.T) {
 	const newPW = "a brand new passphrase 9"
 	acctWant(t, "reset", c.PostJSON("/api/v1/password/reset", map[string]string{"token": m.Token(t), "password": newPW}), http.StatusNoContent)
 	// Had the reset kept the failures, this one would be refused.
-	acctWantCode(t, "wrong password after the reset", c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "wrong password after the reset", c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 	acctWant(t, "login after the reset", c.Login(email, newPW), http.StatusOK)
 }
 
@@ -1209,7 +1175,7 @@ func acctLockoutSequence(t *testing.T, g *testkit.Gateway, clock *testkit.Clock,
 	t.Helper()
 	c := g.Client(t)
 	for i := range 3 {
-		acctWantCode(t, fmt.Sprintf("wrong password #%d", i+1), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+		testkit.WantAPIError(t, fmt.Sprintf("wrong password #%d", i+1), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 	}
 	var locked *testkit.Response
 	for _, want := range []int{1, 2, 4} {
@@ -1220,7 +1186,7 @@ func acctLockoutSequence(t *testing.T, g *testkit.Gateway, clock *testkit.Clock,
 		}
 		if want < 4 {
 			clock.Advance(time.Duration(want) * time.Second)
-			acctWantCode(t, fmt.Sprintf("wrong password after the %d s lockout", want), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
+			testkit.WantAPIError(t, fmt.Sprintf("wrong password after the %d s lockout", want), c.Login(email, acctWrongPW), http.StatusUnauthorized, "invalid_credentials")
 		}
 	}
 
@@ -1267,7 +1233,7 @@ func TestAccountMailQuota(t *testing.T) {
 	if got := len(g.SMTP.Mails(user)); got != 2 {
 		t.Errorf("mails to a user after 3 forgot requests: %d; want 2 (verification, one reset)", got)
 	}
-	acctWantCode(t, "verify with the suppressed signup's password", c.Verify(m.Token(t), other), http.StatusUnauthorized, "invalid_credentials")
+	testkit.WantAPIError(t, "verify with the suppressed signup's password", c.Verify(m.Token(t), other), http.StatusUnauthorized, "invalid_credentials")
 	acctWant(t, "verify with the mailed signup's password", c.Verify(m.Token(t), acctPassword), http.StatusOK)
 }
 
@@ -1289,7 +1255,7 @@ func TestAccountForwardedFor(t *testing.T) {
 			acctWant(t, "login as "+xff, acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, xff), http.StatusUnauthorized)
 		}
 		r := acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, "198.51.100.3")
-		acctWantCode(t, "4th login from one peer with a new X-Forwarded-For", r, http.StatusTooManyRequests, "rate_limited")
+		testkit.WantAPIError(t, "4th login from one peer with a new X-Forwarded-For", r, http.StatusTooManyRequests, "rate_limited")
 	})
 
 	t.Run("trusted proxy", func(t *testing.T) {
@@ -1310,10 +1276,10 @@ func TestAccountForwardedFor(t *testing.T) {
 			acctWant(t, fmt.Sprintf("login #%d as 198.51.100.1", i+1), acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, "198.51.100.1"), http.StatusUnauthorized)
 		}
 		r := acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, "198.51.100.1")
-		acctWantCode(t, "4th login as 198.51.100.1", r, http.StatusTooManyRequests, "rate_limited")
+		testkit.WantAPIError(t, "4th login as 198.51.100.1", r, http.StatusTooManyRequests, "rate_limited")
 		acctWant(t, "login as another client", acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, "198.51.100.2"), http.StatusUnauthorized)
 		r = acctLoginXFF(t, g.Client(t), acctEmail("xff"), acctWrongPW, "192.0.2.66, 198.51.100.1")
-		acctWantCode(t, "limited client prepending a spoofed address", r, http.StatusTooManyRequests, "rate_limited")
+		testkit.WantAPIError(t, "limited client prepending a spoofed address", r, http.StatusTooManyRequests, "rate_limited")
 	})
 }
 
@@ -1359,7 +1325,7 @@ func TestAccountInvalidEmail(t *testing.T) {
 					body["password"] = acctPassword
 					kv = append(kv, "password", acctPassword)
 				}
-				acctWantCode(t, "POST "+ep.api, c.PostJSON(ep.api, body), http.StatusBadRequest, "invalid_email")
+				testkit.WantAPIError(t, "POST "+ep.api, c.PostJSON(ep.api, body), http.StatusBadRequest, "invalid_email")
 				r := acctForm(t, c, ep.page, kv...)
 				acctWant(t, "POST "+ep.page, r, http.StatusBadRequest)
 				acctWantText(t, "POST "+ep.page, r, "Enter a valid email address.")
@@ -1394,7 +1360,7 @@ func TestAccountEmailNormalization(t *testing.T) {
 		acctWant(t, fmt.Sprintf("login as %q", spelling), g.Client(t).Login(spelling, acctPassword), http.StatusOK)
 	}
 	r = acctForm(t, g.Client(t), "/login", "email", strings.ToUpper(norm), "password", acctPassword)
-	acctWantRedirect(t, "POST /login with the upper-case address", r, "/account")
+	testkit.WantRedirect(t, "POST /login with the upper-case address", r, http.StatusSeeOther, "/account")
 
 	// Through the form, and at the 254-byte limit.
 	local := acctHex(5) + strings.Repeat("a", 54)

@@ -26,7 +26,7 @@ func oidcStart(tb testing.TB) (*testkit.Gateway, *testkit.FakeIdP) {
 	idp := testkit.StartIdP(tb, testkit.FakeOIDC)
 	env := idp.OIDCEnv("keycloak")
 	g := testkit.Start(tb, run, testkit.StartSMTP(tb), testkit.Options{Config: idp.OIDCConfig("keycloak", "Keycloak"), Env: env})
-	socialNoServerErrors(tb, g)
+	testkit.NoServerErrors(tb, g)
 	return g, idp
 }
 
@@ -38,7 +38,7 @@ func TestOIDCProviderByConfig(t *testing.T) {
 	for _, page := range []string{"/login", "/signup"} {
 		r := g.Client(t).Get(page)
 		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `href="/auth/keycloak"`) || !strings.Contains(string(r.Body), "Continue with Keycloak") {
-			t.Errorf("GET %s: got %d; want a \"Continue with Keycloak\" button to /auth/keycloak\n%s", page, r.Status, socialShort(r.Body))
+			t.Errorf("GET %s: got %d; want a \"Continue with Keycloak\" button to /auth/keycloak\n%s", page, r.Status, testkit.Short(r.Body))
 		}
 	}
 
@@ -125,7 +125,7 @@ func TestOIDCWithoutDiscovery(t *testing.T) {
 	idp := testkit.StartIdP(t, testkit.FakeOIDC)
 	idp.SetDiscoveryIssuer("https://sso.evil.example")
 	g := testkit.Start(t, run, testkit.StartSMTP(t), testkit.Options{Config: idp.OIDCConfigNoDiscovery("corp-sso", "Corp SSO"), Env: idp.OIDCEnv("corp-sso")})
-	socialNoServerErrors(t, g)
+	testkit.NoServerErrors(t, g)
 	c := g.Client(t)
 	email := testkit.Email(t)
 	me := socialWantSignedIn(t, c, "sign-in", socialSignIn(t, c, idp, socialGoogleUser(email), "/auth/corp-sso"), "/account")

@@ -35,15 +35,13 @@ const (
 var (
 	sfTokenRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 	sfSessionIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
-	// sfServerError matches an access-log line of a 5xx answer, or a panic.
-	sfServerError = regexp.MustCompile(`msg=request .*status=5\d\d|msg=panic`)
 )
 
 // sfStart runs a gateway and fails the test if it ever answered 5xx.
 func sfStart(tb testing.TB, env map[string]string) *testkit.Gateway {
 	tb.Helper()
 	g := start(tb, env)
-	sfNoServerErrors(tb, g)
+	testkit.NoServerErrors(tb, g)
 	return g
 }
 
@@ -52,20 +50,8 @@ func sfStartClocked(tb testing.TB, env map[string]string) (*testkit.Gateway, *te
 	tb.Helper()
 	clock := testkit.NewClock()
 	g := testkit.Start(tb, runAt(clock), testkit.StartSMTP(tb), testkit.Options{Env: env})
-	sfNoServerErrors(tb, g)
+	testkit.NoServerErrors(tb, g)
 	return g, clock
-}
-
-// sfNoServerErrors fails the test at its end if g logged a 5xx answer or a panic.
-func sfNoServerErrors(tb testing.TB, g *testkit.Gateway) {
-	tb.Helper()
-	tb.Cleanup(func() {
-		for _, line := range strings.Split(g.Logs(), "\n") {
-			if sfServerError.MatchString(line) {
-				tb.Errorf("gateway answered with a server error: %s", line)
-			}
-		}
-	})
 }
 
 // sfSessionInfo is what /api/v1/session says about the caller.
@@ -187,14 +173,6 @@ func sfCheckTokenFormat(tb testing.TB, token string) {
 	}
 }
 
-// sfWantAPIError checks an API answer's status and error code.
-func sfWantAPIError(tb testing.TB, what string, r *testkit.Response, status int, code string) {
-	tb.Helper()
-	if r.Status != status || r.ErrorCode() != code {
-		tb.Fatalf("%s: got %d %s; want %d %s", what, r.Status, r.Body, status, code)
-	}
-}
-
 // sfWantPage checks a page's status and that its body contains every snippet.
 func sfWantPage(tb testing.TB, what string, r *testkit.Response, status int, snippets ...string) {
 	tb.Helper()
@@ -206,16 +184,6 @@ func sfWantPage(tb testing.TB, what string, r *testkit.Response, status int, sni
 			tb.Fatalf("%s: body does not contain %q\n%s", what, s, r.Body)
 		}
 	}
-}
-
-// sfWantRedirect checks a 303 and its Location's prefix.
-func sfWantRedirect(tb testing.TB, what string, r *testkit.Response, prefix string) string {
-	tb.Helper()
-	loc := r.Header.Get("Location")
-	if r.Status != http.StatusSeeOther || !strings.HasPrefix(loc, prefix) {
-		tb.Fatalf("%s: got %d Location %q; want 303 to %s…\n%s", what, r.Status, loc, prefix, r.Body)
-	}
-	return loc
 }
 
 // sfPath returns the path and query of a mailed link.
@@ -279,7 +247,7 @@ func TestPasswordResetFlow(t *testing.T) {
 			// A weak password is refused and does not burn the link.
 			if mode == "api" {
 				r := a.PostJSON("/api/v1/password/reset", map[string]string{"token": token, "password": sfWeak})
-				sfWantAPIError(t, "reset with weak password", r, http.StatusBadRequest, "weak_password")
+				testkit.WantAPIError(t, "reset with weak password", r, http.StatusBadRequest, "weak_password")
 			} else {
 				r := a.PostForm("/password/reset", url.Values{"token": {token}, "password": {sfWeak}})
 				sfWantPage(t, "reset form with weak password", r, http.StatusBadRequest, "Use at least 12 characters.", `name="token" value="`+token+`"`)
@@ -294,7 +262,7 @@ func TestPasswordResetFlow(t *testing.T) {
 				}
 			} else {
 				r := a.PostForm("/password/reset", url.Values{"token": {token}, "password": {sfNewPassword}})
-				loc := sfWantRedirect(t, "reset form", r, "/login")
+				loc := testkit.WantRedirect(t, "reset form", r, http.StatusSeeOther, "/login")
 				sfWantPage(t, "login page after reset", g.Client(t).Get(loc), http.StatusOK, "Your password was changed. Sign in with the new one.")
 			}
 
@@ -304,7 +272,7 @@ func TestPasswordResetFlow(t *testing.T) {
 
 			// The link worked once.
 			r := a.PostJSON("/api/v1/password/reset", map[string]string{"token": token, "password": "yet another passphrase 3"})
-			sfWantAPIError(t, "second use of the reset link", r, http.StatusBadRequest, "invalid_token")
+			testkit.WantAPIError(t, "second use of the reset link", r, http.StatusBadRequest, "invalid_token")
 			sfWantPage(t, "GET used reset link", g.Client(t).Get(sfPath(t, link)), http.StatusBadRequest, "invalid or has expired")
 
 			sfWantLogin(t, g, email, sfPassword, http.StatusUnauthorized)
@@ -325,7 +293,7 @@ func TestTokenNotStoredRaw(t *testing.T) {
 	t.Parallel()
 	db := testkit.StartDB(t)
 	g := testkit.Start(t, run, testkit.StartSMTP(t), testkit.Options{MongoURI: db.URI})
-	sfNoServerErrors(t, g)
+	testkit.NoServerErrors(t, g)
 
 	c, email := testkit.NewUser(t, g, sfPassword)
 	reset := sfForgot(t, g, c, email)
@@ -394,9 +362,9 @@ func TestTokenExpiry(t *testing.T) {
 
 	x := g.Client(t)
 	sfWantPage(t, "GET expired verify link", x.Get("/verify?token="+vt), http.StatusBadRequest, "invalid or has expired")
-	sfWantAPIError(t, "verify with expired token", x.Verify(vt, sfPassword), http.StatusBadRequest, "invalid_token")
+	testkit.WantAPIError(t, "verify with expired token", x.Verify(vt, sfPassword), http.StatusBadRequest, "invalid_token")
 	sfWantPage(t, "GET expired reset link", x.Get("/password/reset?token="+rt), http.StatusBadRequest, "invalid or has expired")
-	sfWantAPIError(t, "API reset with expired token",
+	testkit.WantAPIError(t, "API reset with expired token",
 		x.PostJSON("/api/v1/password/reset", map[string]string{"token": rt, "password": sfNewPassword}),
 		http.StatusBadRequest, "invalid_token")
 	sfWantPage(t, "reset form with expired token",
@@ -437,17 +405,17 @@ func TestTokenNewerVoidsOlder(t *testing.T) {
 	x := g.Client(t)
 	// The older links are void.
 	sfWantPage(t, "GET replaced reset link", x.Get("/password/reset?token="+r1), http.StatusBadRequest, "invalid or has expired")
-	sfWantAPIError(t, "reset with replaced token",
+	testkit.WantAPIError(t, "reset with replaced token",
 		x.PostJSON("/api/v1/password/reset", map[string]string{"token": r1, "password": sfNewPassword}),
 		http.StatusBadRequest, "invalid_token")
 	sfWantPage(t, "GET replaced verify link", x.Get("/verify?token="+v1), http.StatusBadRequest, "invalid or has expired")
-	sfWantAPIError(t, "verify with replaced token", x.Verify(v1, sfPassword), http.StatusBadRequest, "invalid_token")
+	testkit.WantAPIError(t, "verify with replaced token", x.Verify(v1, sfPassword), http.StatusBadRequest, "invalid_token")
 
 	// Purposes never cross, even for live tokens.
-	sfWantAPIError(t, "verify token posted to reset",
+	testkit.WantAPIError(t, "verify token posted to reset",
 		x.PostJSON("/api/v1/password/reset", map[string]string{"token": v2, "password": sfNewPassword}),
 		http.StatusBadRequest, "invalid_token")
-	sfWantAPIError(t, "reset token posted to verify", x.Verify(r2, sfPassword), http.StatusBadRequest, "invalid_token")
+	testkit.WantAPIError(t, "reset token posted to verify", x.Verify(r2, sfPassword), http.StatusBadRequest, "invalid_token")
 	sfWantPage(t, "GET reset page with a verify token", x.Get("/password/reset?token="+v2), http.StatusBadRequest, "invalid or has expired")
 	sfWantPage(t, "GET verify page with a reset token", x.Get("/verify?token="+r2), http.StatusBadRequest, "invalid or has expired")
 	sfWantSession(t, x, http.StatusUnauthorized, "client after cross-purpose attempts")
@@ -539,10 +507,10 @@ func TestTokenEndpointsRateLimited(t *testing.T) {
 			c := g.Client(t)
 			for i := 1; i <= 3; i++ {
 				r := c.PostJSON(path, map[string]string{"token": garbage(), "password": sfNewPassword})
-				sfWantAPIError(t, fmt.Sprintf("garbage token #%d", i), r, http.StatusBadRequest, "invalid_token")
+				testkit.WantAPIError(t, fmt.Sprintf("garbage token #%d", i), r, http.StatusBadRequest, "invalid_token")
 			}
 			r := c.PostJSON(path, map[string]string{"token": garbage(), "password": sfNewPassword})
-			sfWantAPIError(t, "garbage token #4", r, http.StatusTooManyRequests, "rate_limited")
+			testkit.WantAPIError(t, "garbage token #4", r, http.StatusTooManyRequests, "rate_limited")
 			if r.Header.Get("Retry-After") == "" {
 				t.Errorf("429 without Retry-After")
 			}
@@ -572,7 +540,7 @@ func TestSessionNewIDAtSignIn(t *testing.T) {
 		"form": func(tb testing.TB, c *testkit.Client, email string) {
 			tb.Helper()
 			r := c.PostForm("/login", url.Values{"email": {email}, "password": {sfPassword}})
-			sfWantRedirect(tb, "login form", r, "/account")
+			testkit.WantRedirect(tb, "login form", r, http.StatusSeeOther, "/account")
 		},
 	}
 
@@ -723,7 +691,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Parallel()
 			addr := testkit.FreeAddr(t)
 			g := testkit.Start(t, run, testkit.StartSMTP(t), testkit.Options{Addr: addr, Env: tt.env(addr)})
-			sfNoServerErrors(t, g)
+			testkit.NoServerErrors(t, g)
 
 			email := testkit.Email(t)
 			c := g.Client(t)
@@ -830,7 +798,7 @@ func TestSessionLogoutEndsServerSide(t *testing.T) {
 					t.Fatalf("logout: got %d; want 204", r.Status)
 				}
 			} else {
-				sfWantRedirect(t, "logout form", c.PostForm("/logout", url.Values{}), "/login")
+				testkit.WantRedirect(t, "logout form", c.PostForm("/logout", url.Values{}), http.StatusSeeOther, "/login")
 			}
 
 			sfWantSession(t, c, http.StatusUnauthorized, "client after its logout")
@@ -841,8 +809,8 @@ func TestSessionLogoutEndsServerSide(t *testing.T) {
 			if r := thief.Get("/auth/check"); r.Status != http.StatusUnauthorized {
 				t.Errorf("auth check with copied cookie after logout: got %d; want 401", r.Status)
 			}
-			sfWantRedirect(t, "account page with copied cookie after logout", thief.Get("/account"), "/login")
-			sfWantRedirect(t, "account page with copied cookie after logout", sfReplay(t, g, copied).Get("/account"), "/login")
+			testkit.WantRedirect(t, "account page with copied cookie after logout", thief.Get("/account"), http.StatusSeeOther, "/login")
+			testkit.WantRedirect(t, "account page with copied cookie after logout", sfReplay(t, g, copied).Get("/account"), http.StatusSeeOther, "/login")
 		})
 	}
 }
@@ -915,13 +883,13 @@ func TestPasswordChange(t *testing.T) {
 			// PW-5: the wrong current password changes nothing.
 			r := change("not my password at all", sfNewPassword)
 			if mode == "api" {
-				sfWantAPIError(t, "change with wrong current password", r, http.StatusUnauthorized, "invalid_credentials")
+				testkit.WantAPIError(t, "change with wrong current password", r, http.StatusUnauthorized, "invalid_credentials")
 			} else {
 				sfWantPage(t, "change form with wrong current password", r, http.StatusUnauthorized, "Your current password is not correct.", `action="/account/password"`)
 			}
 			r = change(sfPassword, sfWeak)
 			if mode == "api" {
-				sfWantAPIError(t, "change to a weak password", r, http.StatusBadRequest, "weak_password")
+				testkit.WantAPIError(t, "change to a weak password", r, http.StatusBadRequest, "weak_password")
 			} else {
 				sfWantPage(t, "change form with weak password", r, http.StatusBadRequest, "Use at least 12 characters.")
 			}
@@ -937,7 +905,7 @@ func TestPasswordChange(t *testing.T) {
 					t.Fatalf("change: got %d %s; want 204", r.Status, r.Body)
 				}
 			} else {
-				loc := sfWantRedirect(t, "change form", r, "/account?notice=password_changed")
+				loc := testkit.WantRedirect(t, "change form", r, http.StatusSeeOther, "/account?notice=password_changed")
 				sfWantPage(t, "account after change", a.Get(loc), http.StatusOK, "Your password was changed. Your other sessions were signed out.")
 			}
 
@@ -952,7 +920,7 @@ func TestPasswordChange(t *testing.T) {
 			// The pending reset link is void.
 			sfWantPage(t, "reset link after change", g.Client(t).Get(resetLink), http.StatusBadRequest, "invalid or has expired")
 			token := strings.TrimPrefix(resetLink, "/password/reset?token=")
-			sfWantAPIError(t, "reset with a link from before the change",
+			testkit.WantAPIError(t, "reset with a link from before the change",
 				g.Client(t).PostJSON("/api/v1/password/reset", map[string]string{"token": token, "password": "an attacker's passphrase 9"}),
 				http.StatusBadRequest, "invalid_token")
 
@@ -965,11 +933,11 @@ func TestPasswordChange(t *testing.T) {
 	t.Run("signed out", func(t *testing.T) {
 		t.Parallel()
 		x := g.Client(t)
-		sfWantAPIError(t, "API change without a session",
+		testkit.WantAPIError(t, "API change without a session",
 			x.PostJSON("/api/v1/password/change", map[string]string{"current_password": sfPassword, "new_password": sfNewPassword}),
 			http.StatusUnauthorized, "unauthenticated")
-		sfWantRedirect(t, "change form without a session",
-			x.PostForm("/account/password", url.Values{"current_password": {sfPassword}, "new_password": {sfNewPassword}}), "/login")
+		testkit.WantRedirect(t, "change form without a session",
+			x.PostForm("/account/password", url.Values{"current_password": {sfPassword}, "new_password": {sfNewPassword}}), http.StatusSeeOther, "/login")
 	})
 }
 
@@ -1068,7 +1036,7 @@ func TestSessionList(t *testing.T) {
 			"another user's session": otherID,
 		} {
 			r := a.SendJSON(http.MethodDelete, "/api/v1/sessions/"+id, nil)
-			sfWantAPIError(t, "DELETE "+what, r, http.StatusNotFound, "not_found")
+			testkit.WantAPIError(t, "DELETE "+what, r, http.StatusNotFound, "not_found")
 		}
 		sfWantSession(t, other, http.StatusOK, "other user after a DELETE of their session id")
 
@@ -1085,7 +1053,7 @@ func TestSessionList(t *testing.T) {
 		}
 
 		// Signed out, the list is refused.
-		sfWantAPIError(t, "list without a session", g.Client(t).Get("/api/v1/sessions"), http.StatusUnauthorized, "unauthenticated")
+		testkit.WantAPIError(t, "list without a session", g.Client(t).Get("/api/v1/sessions"), http.StatusUnauthorized, "unauthenticated")
 	})
 
 	t.Run("account page", func(t *testing.T) {
@@ -1112,7 +1080,7 @@ func TestSessionList(t *testing.T) {
 			t.Errorf("account page shows another user's session")
 		}
 
-		loc := sfWantRedirect(t, "revoke form", a.PostForm(revoke(bID), url.Values{}), "/account?notice=session_revoked")
+		loc := testkit.WantRedirect(t, "revoke form", a.PostForm(revoke(bID), url.Values{}), http.StatusSeeOther, "/account?notice=session_revoked")
 		sfWantPage(t, "account after revoke", a.Get(loc), http.StatusOK, "That session was signed out.")
 		sfWantSession(t, b, http.StatusUnauthorized, "b after revoke form")
 		sfWantSession(t, c, http.StatusOK, "c after revoke of b")
@@ -1122,7 +1090,7 @@ func TestSessionList(t *testing.T) {
 		}
 		sfWantSession(t, other, http.StatusOK, "other user after a revoke of their session id")
 
-		loc = sfWantRedirect(t, "revoke-others form", a.PostForm("/account/sessions/revoke-others", url.Values{}), "/account?notice=sessions_revoked")
+		loc = testkit.WantRedirect(t, "revoke-others form", a.PostForm("/account/sessions/revoke-others", url.Values{}), http.StatusSeeOther, "/account?notice=sessions_revoked")
 		after := a.Get(loc)
 		sfWantPage(t, "account after revoke-others", after, http.StatusOK, "All your other sessions were signed out.")
 		if strings.Contains(after.Text(), revoke(cID)) {
@@ -1133,8 +1101,8 @@ func TestSessionList(t *testing.T) {
 
 		// Signed out, the forms lead to the login page and end nothing.
 		x := sfReplay(t, g, "garbage")
-		sfWantRedirect(t, "revoke form signed out", x.PostForm(revoke(aID), url.Values{}), "/login")
-		sfWantRedirect(t, "account page signed out", x.Get("/account"), "/login")
+		testkit.WantRedirect(t, "revoke form signed out", x.PostForm(revoke(aID), url.Values{}), http.StatusSeeOther, "/login")
+		testkit.WantRedirect(t, "account page signed out", x.Get("/account"), http.StatusSeeOther, "/login")
 		sfWantSession(t, a, http.StatusOK, "a after a signed-out revoke")
 	})
 }

@@ -41,11 +41,6 @@ const (
 	socialBindCookie = "gatehouse_oauth"
 )
 
-// socialServerError matches a log line of a 500 answer, a panic or a page
-// that failed to render. 502 is the expected answer to an unusable provider
-// answer and is not matched.
-var socialServerError = regexp.MustCompile(`status=500\b|msg=panic|msg="render page"`)
-
 // socialRig is a gateway wired to a fake Google and a fake GitHub, on a
 // database the test can read.
 type socialRig struct {
@@ -73,7 +68,7 @@ func socialStartWith(tb testing.TB, run testkit.RunFunc, env map[string]string) 
 	maps.Copy(all, env)
 	db := testkit.StartDB(tb)
 	g := testkit.Start(tb, run, testkit.StartSMTP(tb), testkit.Options{Env: all, MongoURI: db.URI})
-	socialNoServerErrors(tb, g)
+	testkit.NoServerErrors(tb, g)
 	return &socialRig{g: g, db: db, google: google, github: github}
 }
 
@@ -81,7 +76,7 @@ func socialStartWith(tb testing.TB, run testkit.RunFunc, env map[string]string) 
 func (r *socialRig) restart(tb testing.TB) {
 	tb.Helper()
 	r.g = r.g.Restart(tb)
-	socialNoServerErrors(tb, r.g)
+	testkit.NoServerErrors(tb, r.g)
 }
 
 // idp returns the fake of a provider id.
@@ -129,19 +124,6 @@ func (r *socialRig) wantNoAccount(tb testing.TB, what, email string) {
 	if n := r.count(tb, "identities", bson.M{"email": email}); n != 0 {
 		tb.Errorf("%s: %d identities with %s; want none", what, n, email)
 	}
-}
-
-// socialNoServerErrors fails the test at its end if g logged a 500, a
-// panic or a page that failed to render.
-func socialNoServerErrors(tb testing.TB, g *testkit.Gateway) {
-	tb.Helper()
-	tb.Cleanup(func() {
-		for _, line := range strings.Split(g.Logs(), "\n") {
-			if socialServerError.MatchString(line) {
-				tb.Errorf("gateway logged a server error: %s", line)
-			}
-		}
-	})
 }
 
 // socialGoogleUser is a new Google account with a verified address.
@@ -246,7 +228,7 @@ func socialSetCookie(r *testkit.Response, name string) *http.Cookie {
 func socialWantSignedIn(tb testing.TB, c *testkit.Client, what string, r *testkit.Response, location string) socialUser {
 	tb.Helper()
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != location {
-		tb.Fatalf("%s: got %d Location %q; want 303 to %q\n%s", what, r.Status, r.Header.Get("Location"), location, socialShort(r.Body))
+		tb.Fatalf("%s: got %d Location %q; want 303 to %q\n%s", what, r.Status, r.Header.Get("Location"), location, testkit.Short(r.Body))
 	}
 	if ck := socialSetCookie(r, testkit.CookieName); ck == nil || ck.Value == "" {
 		tb.Errorf("%s: no session cookie %q set; want one", what, testkit.CookieName)
@@ -259,7 +241,7 @@ func socialWantSignedIn(tb testing.TB, c *testkit.Client, what string, r *testki
 func socialWantPage(tb testing.TB, what string, r *testkit.Response, status int, texts ...string) {
 	tb.Helper()
 	if r.Status != status {
-		tb.Fatalf("%s: got %d Location %q; want %d\n%s", what, r.Status, r.Header.Get("Location"), status, socialShort(r.Body))
+		tb.Fatalf("%s: got %d Location %q; want %d\n%s", what, r.Status, r.Header.Get("Location"), status, testkit.Short(r.Body))
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		tb.Errorf("%s: Content-Type %q; want an HTML page", what, ct)
@@ -273,7 +255,7 @@ func socialWantPage(tb testing.TB, what string, r *testkit.Response, status int,
 	body := strings.ToLower(r.Text())
 	for _, s := range texts {
 		if !strings.Contains(body, strings.ToLower(s)) {
-			tb.Errorf("%s: page does not say %q\n%s", what, s, socialShort(r.Body))
+			tb.Errorf("%s: page does not say %q\n%s", what, s, testkit.Short(r.Body))
 		}
 	}
 }
@@ -290,29 +272,6 @@ func socialWantRefused(tb testing.TB, c *testkit.Client, what string, r *testkit
 		tb.Errorf("%s: a pending-link cookie was set on a refusal", what)
 	}
 	socialWantNoSession(tb, c, what)
-}
-
-// socialWantAPIError checks an API error answer.
-func socialWantAPIError(tb testing.TB, what string, r *testkit.Response, status int, code string) {
-	tb.Helper()
-	if r.Status != status || r.ErrorCode() != code {
-		tb.Errorf("%s: got %d %q; want %d %q\n%s", what, r.Status, r.ErrorCode(), status, code, socialShort(r.Body))
-	}
-}
-
-// socialWantRedirect checks a redirect and its location's prefix.
-func socialWantRedirect(tb testing.TB, what string, r *testkit.Response, status int, prefix string) {
-	tb.Helper()
-	if r.Status != status || !strings.HasPrefix(r.Header.Get("Location"), prefix) {
-		tb.Fatalf("%s: got %d Location %q; want %d to %s…\n%s", what, r.Status, r.Header.Get("Location"), status, prefix, socialShort(r.Body))
-	}
-}
-
-func socialShort(b []byte) string {
-	if len(b) > 600 {
-		return string(b[:600]) + "…"
-	}
-	return string(b)
 }
 
 // socialIdentity is an entry of /api/v1/identities.
@@ -398,7 +357,7 @@ func socialPendingLinkIn(tb testing.TB, rig *socialRig, c *testkit.Client, provi
 	}
 	r := socialSignIn(tb, c, rig.idp(provider), u, start)
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/auth/link" {
-		tb.Fatalf("%s sign-in with an existing account's address: got %d Location %q; want 303 to /auth/link\n%s", provider, r.Status, r.Header.Get("Location"), socialShort(r.Body))
+		tb.Fatalf("%s sign-in with an existing account's address: got %d Location %q; want 303 to /auth/link\n%s", provider, r.Status, r.Header.Get("Location"), testkit.Short(r.Body))
 	}
 	ck := socialSetCookie(r, socialLinkCookie)
 	if ck == nil || len(ck.Value) < 43 || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
@@ -417,7 +376,7 @@ func socialConnect(tb testing.TB, rig *socialRig, c *testkit.Client, provider st
 	idp := rig.idp(provider)
 	idp.SetUser(u)
 	r := c.PostForm("/account/identities/"+provider+"/connect", nil)
-	socialWantRedirect(tb, "connect "+provider, r, http.StatusSeeOther, idp.URL+"/")
+	testkit.WantRedirect(tb, "connect "+provider, r, http.StatusSeeOther, idp.URL+"/")
 	return c.FollowToCallback(r)
 }
 
@@ -463,7 +422,7 @@ func TestSocialButtons(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := start(t, tc.env)
-			socialNoServerErrors(t, g)
+			testkit.NoServerErrors(t, g)
 			c := g.Client(t)
 			for _, page := range []string{"/login", "/signup"} {
 				plain := c.Get(page)
@@ -488,7 +447,7 @@ func TestSocialButtons(t *testing.T) {
 				begin := c.Get("/auth/" + p)
 				callback := c.Get("/auth/" + p + "/callback?code=abc&state=" + strings.Repeat("A", 43))
 				if slices.Contains(tc.configured, p) {
-					socialWantRedirect(t, "GET /auth/"+p, begin, http.StatusFound, fakes[p].URL+"/")
+					testkit.WantRedirect(t, "GET /auth/"+p, begin, http.StatusFound, fakes[p].URL+"/")
 					continue
 				}
 				socialWantPage(t, "GET /auth/"+p+" (not configured)", begin, http.StatusNotFound)
@@ -537,7 +496,7 @@ func TestSocialNewUser(t *testing.T) {
 
 			// A first password, with only the new one, right after signing in.
 			r = c.PostForm("/account/password", url.Values{"new_password": {socialPassword}})
-			socialWantRedirect(t, "set a first password", r, http.StatusSeeOther, "/account?notice=password_set")
+			testkit.WantRedirect(t, "set a first password", r, http.StatusSeeOther, "/account?notice=password_set")
 			if u := socialWantMe(t, c, "after setting a password"); !u.HasPassword {
 				t.Errorf("has_password after setting one: false; want true")
 			}
@@ -824,7 +783,7 @@ func TestSocialConnectDisconnect(t *testing.T) {
 
 		gh := socialGitHubUser("gh-" + email)
 		r := socialConnect(t, rig, c, "github", gh)
-		socialWantRedirect(t, "connect callback", r, http.StatusSeeOther, "/account?notice=connected")
+		testkit.WantRedirect(t, "connect callback", r, http.StatusSeeOther, "/account?notice=connected")
 		ids := socialIdentities(t, c)
 		if len(ids) != 1 || ids[0].Provider != "github" || ids[0].Email != "gh-"+email || time.Since(ids[0].LinkedAt) > time.Minute || ids[0].LinkedAt.After(time.Now().Add(time.Minute)) {
 			t.Fatalf("identities after connecting %+v; want github with gh-%s linked just now", ids, email)
@@ -839,17 +798,17 @@ func TestSocialConnectDisconnect(t *testing.T) {
 		}
 
 		r = c.PostForm("/account/identities/github/disconnect", nil)
-		socialWantRedirect(t, "disconnect form", r, http.StatusSeeOther, "/account?notice=disconnected")
+		testkit.WantRedirect(t, "disconnect form", r, http.StatusSeeOther, "/account?notice=disconnected")
 		socialWantProviders(t, c, "after disconnecting")
 
 		r = socialConnect(t, rig, c, "google", socialGoogleUser("g-"+email))
-		socialWantRedirect(t, "connect google", r, http.StatusSeeOther, "/account?notice=connected")
+		testkit.WantRedirect(t, "connect google", r, http.StatusSeeOther, "/account?notice=connected")
 		socialWantProviders(t, c, "after connecting google", "google")
 		if r := c.SendJSON(http.MethodDelete, "/api/v1/identities/google", nil); r.Status != http.StatusNoContent {
 			t.Errorf("DELETE /api/v1/identities/google: got %d; want 204\n%s", r.Status, r.Body)
 		}
 		socialWantProviders(t, c, "after DELETE")
-		socialWantAPIError(t, "DELETE an identity that is not linked", c.SendJSON(http.MethodDelete, "/api/v1/identities/google", nil), http.StatusNotFound, "not_found")
+		testkit.WantAPIError(t, "DELETE an identity that is not linked", c.SendJSON(http.MethodDelete, "/api/v1/identities/google", nil), http.StatusNotFound, "not_found")
 	})
 
 	t.Run("last login method", func(t *testing.T) {
@@ -860,16 +819,16 @@ func TestSocialConnectDisconnect(t *testing.T) {
 		c := rig.g.Client(t)
 		me := socialWantSignedIn(t, c, "Google sign-up", socialSignIn(t, c, rig.google, person, "/auth/google"), "/account")
 
-		socialWantAPIError(t, "DELETE the only identity", c.SendJSON(http.MethodDelete, "/api/v1/identities/google", nil), http.StatusConflict, "last_login_method")
+		testkit.WantAPIError(t, "DELETE the only identity", c.SendJSON(http.MethodDelete, "/api/v1/identities/google", nil), http.StatusConflict, "last_login_method")
 		socialWantPage(t, "disconnect form for the only identity", c.PostForm("/account/identities/google/disconnect", nil), http.StatusConflict)
 		socialWantProviders(t, c, "after refused disconnects", "google")
 
 		r := socialConnect(t, rig, c, "github", socialGitHubUser("gh-"+email))
-		socialWantRedirect(t, "connect github", r, http.StatusSeeOther, "/account?notice=connected")
+		testkit.WantRedirect(t, "connect github", r, http.StatusSeeOther, "/account?notice=connected")
 		socialWantProviders(t, c, "with two identities", "github", "google")
-		socialWantRedirect(t, "disconnect google with two identities", c.PostForm("/account/identities/google/disconnect", nil), http.StatusSeeOther, "/account?notice=disconnected")
+		testkit.WantRedirect(t, "disconnect google with two identities", c.PostForm("/account/identities/google/disconnect", nil), http.StatusSeeOther, "/account?notice=disconnected")
 		socialWantProviders(t, c, "after disconnecting google", "github")
-		socialWantAPIError(t, "DELETE the remaining identity", c.SendJSON(http.MethodDelete, "/api/v1/identities/github", nil), http.StatusConflict, "last_login_method")
+		testkit.WantAPIError(t, "DELETE the remaining identity", c.SendJSON(http.MethodDelete, "/api/v1/identities/github", nil), http.StatusConflict, "last_login_method")
 		socialWantProviders(t, c, "after refusing the last one", "github")
 		if u := socialWantMe(t, c, "still signed in"); u.ID != me.ID {
 			t.Errorf("user %q; want %q", u.ID, me.ID)
@@ -903,7 +862,7 @@ func TestSocialConnectDisconnect(t *testing.T) {
 		c, email := testkit.NewUser(t, rig.g, socialPassword)
 		me := socialWantMe(t, c, "user")
 		first := socialGitHubUser("first-" + email)
-		socialWantRedirect(t, "connect the first GitHub account", socialConnect(t, rig, c, "github", first), http.StatusSeeOther, "/account?notice=connected")
+		testkit.WantRedirect(t, "connect the first GitHub account", socialConnect(t, rig, c, "github", first), http.StatusSeeOther, "/account?notice=connected")
 
 		second := socialGitHubUser("second-" + email)
 		r := socialConnect(t, rig, c, "github", second)
@@ -1375,7 +1334,7 @@ func TestSocialPreHijackLK1(t *testing.T) {
 				t.Errorf("attacker's password: got %d user %q; want a refusal", st, id)
 			}
 			r := attacker.Verify(planted.Token(t), socialPassword)
-			socialWantAPIError(t, "attacker's verification link", r, http.StatusBadRequest, "invalid_token")
+			testkit.WantAPIError(t, "attacker's verification link", r, http.StatusBadRequest, "invalid_token")
 			socialWantNoSession(t, attacker, "attacker after the verification attempt")
 			if st, id := socialLogin(t, rig.g, victim, socialPassword); st == http.StatusOK || id != "" {
 				t.Errorf("attacker's password after the verification attempt: got %d user %q; want a refusal", st, id)
@@ -1425,7 +1384,7 @@ func TestSocialConnectCSRF(t *testing.T) {
 	t.Parallel()
 	rig := socialStart(t, nil)
 	c, _ := testkit.NewUser(t, rig.g, socialPassword)
-	socialWantRedirect(t, "connect github", socialConnect(t, rig, c, "github", socialGitHubUser(testkit.Email(t))), http.StatusSeeOther, "/account?notice=connected")
+	testkit.WantRedirect(t, "connect github", socialConnect(t, rig, c, "github", socialGitHubUser(testkit.Email(t))), http.StatusSeeOther, "/account?notice=connected")
 	n := len(rig.google.Authorizations())
 
 	for _, h := range []map[string]string{
@@ -1451,7 +1410,7 @@ func TestSocialConnectCSRF(t *testing.T) {
 
 	anon := rig.g.Client(t)
 	r := anon.PostForm("/account/identities/google/connect", nil)
-	socialWantRedirect(t, "connect without a session", r, http.StatusSeeOther, "/login")
+	testkit.WantRedirect(t, "connect without a session", r, http.StatusSeeOther, "/login")
 	if r := anon.SendJSON(http.MethodDelete, "/api/v1/identities/github", nil); r.Status != http.StatusUnauthorized {
 		t.Errorf("DELETE /api/v1/identities without a session: got %d; want 401", r.Status)
 	}
@@ -1497,7 +1456,7 @@ func TestSocialRecentSignIn(t *testing.T) {
 	n := len(rig.github.Authorizations())
 
 	r := social.PostForm("/account/password", url.Values{"new_password": {socialPassword}})
-	socialWantRedirect(t, "first password with an old sign-in", r, http.StatusSeeOther, "/login?notice=reauth")
+	testkit.WantRedirect(t, "first password with an old sign-in", r, http.StatusSeeOther, "/login?notice=reauth")
 	if u := socialWantMe(t, social, "after the refused password"); u.HasPassword {
 		t.Errorf("a first password was set with an old sign-in")
 	}
@@ -1506,7 +1465,7 @@ func TestSocialRecentSignIn(t *testing.T) {
 	}
 	for who, c := range map[string]*testkit.Client{"social user": social, "password user": local} {
 		r := c.PostForm("/account/identities/github/connect", nil)
-		socialWantRedirect(t, who+" connects with an old sign-in", r, http.StatusSeeOther, "/login?notice=reauth")
+		testkit.WantRedirect(t, who+" connects with an old sign-in", r, http.StatusSeeOther, "/login?notice=reauth")
 	}
 	if got := len(rig.github.Authorizations()); got != n {
 		t.Errorf("connects with an old sign-in reached the provider %d times; want never", got-n)
@@ -1516,9 +1475,9 @@ func TestSocialRecentSignIn(t *testing.T) {
 	// A fresh sign-in makes both possible again.
 	socialWantSignedIn(t, social, "sign in again", socialSignIn(t, social, rig.google, person, "/auth/google"), "/account")
 	r = social.PostForm("/account/password", url.Values{"new_password": {socialPassword}})
-	socialWantRedirect(t, "first password after signing in again", r, http.StatusSeeOther, "/account?notice=password_set")
+	testkit.WantRedirect(t, "first password after signing in again", r, http.StatusSeeOther, "/account?notice=password_set")
 	r = socialConnect(t, rig, social, "github", socialGitHubUser("gh-"+email))
-	socialWantRedirect(t, "connect after signing in again", r, http.StatusSeeOther, "/account?notice=connected")
+	testkit.WantRedirect(t, "connect after signing in again", r, http.StatusSeeOther, "/account?notice=connected")
 }
 
 // TestSocialRestartMidFlow checks RL-5: a restart of Gatehouse between the
@@ -1538,7 +1497,7 @@ func TestSocialRestartMidFlow(t *testing.T) {
 	rig.restart(t)
 
 	socialWantSignedIn(t, signIn, "sign-in callback after a restart", signIn.Get(cbSignIn), "/app/after")
-	socialWantRedirect(t, "connect callback after a restart", connector.Get(cbConnect), http.StatusSeeOther, "/account?notice=connected")
+	testkit.WantRedirect(t, "connect callback after a restart", connector.Get(cbConnect), http.StatusSeeOther, "/account?notice=connected")
 	socialWantProviders(t, connector, "after the restart", "github")
 }
 
@@ -1601,7 +1560,7 @@ func TestSocialNoSecretsInLogs(t *testing.T) {
 	rig.google.SetUser(socialGoogleUser(email))
 	linker := rig.g.Client(t)
 	r := flow("link", linker, "/auth/google")
-	socialWantRedirect(t, "link", r, http.StatusSeeOther, "/auth/link")
+	testkit.WantRedirect(t, "link", r, http.StatusSeeOther, "/auth/link")
 	collectCookies("link", linker)
 	n := len(rig.g.SMTP.Mails(email))
 	socialWantPage(t, "link mail", linker.PostForm("/auth/link/mail", nil), http.StatusOK)
@@ -1729,7 +1688,7 @@ func TestSocialBeginRateLimited(t *testing.T) {
 	rig := socialStart(t, map[string]string{"GATEHOUSE_RATE_LIMITS_PER_IP": "3"})
 	c := rig.g.Client(t)
 	for i := range 3 {
-		socialWantRedirect(t, fmt.Sprintf("start %d", i+1), c.Get("/auth/google"), http.StatusFound, rig.google.URL)
+		testkit.WantRedirect(t, fmt.Sprintf("start %d", i+1), c.Get("/auth/google"), http.StatusFound, rig.google.URL)
 	}
 	r := c.Get("/auth/google")
 	socialWantPage(t, "start over the limit", r, http.StatusTooManyRequests)
