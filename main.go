@@ -93,6 +93,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := newLogger(cfg.Log, stdout)
 	tuneGC(cfg.Password.Argon2, getenv)
 
+	// Listen first: a taken port stops startup before anything else, and a
+	// port 0 is known before public_url is used.
+	ln, opsLn, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if opsLn != nil {
+		defer opsLn.Close()
+	}
+
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data_dir: %w", err)
 	}
@@ -254,19 +265,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	handler := server.New(srvCfg, deps)
 
-	ln, err := net.Listen("tcp", cfg.Server.Address)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	servers := []*http.Server{newHTTPServer(cfg.Server, handler, logger)}
 	listeners := []net.Listener{ln}
 	opsDesc := "off"
-	if cfg.Server.OpsAddress != "" {
-		opsLn, err := net.Listen("tcp", cfg.Server.OpsAddress)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on server.ops_address: %w", err)
-		}
+	if opsLn != nil {
 		servers = append(servers, newHTTPServer(cfg.Server, handler.Ops(), logger))
 		listeners = append(listeners, opsLn)
 		opsDesc = opsLn.Addr().String()
@@ -318,6 +320,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	return nil
+}
+
+// listen opens the public and (unless off) the operations listener. A
+// public_url whose port is 0 takes the public listener's port, so tests and
+// tools can run Gatehouse on any free port (server.address port 0).
+func listen(cfg *config.Config) (ln, opsLn net.Listener, err error) {
+	ln, err = net.Listen("tcp", cfg.Server.Address)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.Server.OpsAddress != "" {
+		if opsLn, err = net.Listen("tcp", cfg.Server.OpsAddress); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("listen on server.ops_address: %w", err)
+		}
+	}
+	if u, err := url.Parse(cfg.Server.PublicURL); err == nil && u.Port() == "0" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+		cfg.Server.PublicURL = u.String()
+	}
+	return ln, opsLn, nil
 }
 
 // newHTTPServer returns an http.Server with the timeouts and limits every

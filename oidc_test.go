@@ -99,8 +99,9 @@ func TestOIDCDiscoveryRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := map[string]string{
-				"GATEHOUSE_SERVER_ADDRESS": testkit.FreeAddr(t),
-				"GATEHOUSE_DATA_DIR":       dir,
+				"GATEHOUSE_SERVER_ADDRESS":     "127.0.0.1:0",
+				"GATEHOUSE_SERVER_OPS_ADDRESS": "off",
+				"GATEHOUSE_DATA_DIR":           dir,
 			}
 			maps.Copy(env, idp.OIDCEnv("keycloak"))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

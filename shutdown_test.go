@@ -203,6 +203,7 @@ func TestFaultSIGTERMBinary(t *testing.T) {
 		"HOME=" + dir,
 		"GATEHOUSE_SERVER_ADDRESS=" + addr,
 		"GATEHOUSE_SERVER_PUBLIC_URL=http://" + addr,
+		"GATEHOUSE_SERVER_OPS_ADDRESS=127.0.0.1:0",
 		"GATEHOUSE_DATA_DIR=" + filepath.Join(dir, "data"),
 		"GATEHOUSE_SMTP_HOST=" + smtp.Host,
 		fmt.Sprintf("GATEHOUSE_SMTP_PORT=%d", smtp.Port),

@@ -33,7 +33,7 @@ func (c *Config) validate() error {
 	if c.Server.OpsAddress != "" {
 		if _, _, err := net.SplitHostPort(c.Server.OpsAddress); err != nil {
 			bad("server.ops_address", "must be host:port, empty or off, got %q", c.Server.OpsAddress)
-		} else if c.Server.OpsAddress == c.Server.Address {
+		} else if c.Server.OpsAddress == c.Server.Address && !strings.HasSuffix(c.Server.Address, ":0") {
 			bad("server.ops_address", "must differ from server.address: /metrics must not be public")
 		}
 	}

@@ -72,9 +72,10 @@ type Gateway struct {
 // Start runs a gateway and stops it when the test ends.
 func Start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) *Gateway {
 	tb.Helper()
-	// A port that FreeAddr found free can be taken by someone else before
-	// the gateway binds it (the suite runs many servers and connections at
-	// once); such a start is retried, on a new port unless opts.Addr fixes it.
+	// A gateway listens on port 0 and says which port it got, unless
+	// opts.Addr fixes the address (a restart, or a test that must name the
+	// port beforehand): such a port can be taken by someone else before the
+	// gateway binds it, and that start is retried.
 	for attempt := 1; ; attempt++ {
 		g, err := start(tb, run, smtp, opts)
 		if err == nil {
@@ -97,10 +98,9 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	}
 	g.Addr = opts.Addr
 	if g.Addr == "" {
-		g.Addr = FreeAddr(tb)
+		g.Addr = "127.0.0.1:0" // public_url's port 0 follows it
 	}
 	g.URL = "http://" + g.Addr
-	opsAddr := FreeAddr(tb)
 	uri := opts.MongoURI
 	if uri == "" {
 		uri = os.Getenv(MongoEnv)
@@ -118,7 +118,7 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	g.env = map[string]string{
 		"GATEHOUSE_SERVER_ADDRESS":          g.Addr,
 		"GATEHOUSE_SERVER_PUBLIC_URL":       g.URL,
-		"GATEHOUSE_SERVER_OPS_ADDRESS":      opsAddr,
+		"GATEHOUSE_SERVER_OPS_ADDRESS":      "127.0.0.1:0",
 		"GATEHOUSE_DATA_DIR":                g.DataDir,
 		"GATEHOUSE_LOG_LEVEL":               "debug",
 		"GATEHOUSE_RATE_LIMITS_PER_IP":      "100000",
@@ -137,9 +137,6 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	for k, v := range opts.Env {
 		g.env[k] = v
 	}
-	if a := g.env["GATEHOUSE_SERVER_OPS_ADDRESS"]; a != "" && a != "off" {
-		g.OpsURL = "http://" + a
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.done = make(chan error, 1)
@@ -153,6 +150,9 @@ func start(tb testing.TB, run RunFunc, smtp *SMTPServer, opts Options) (*Gateway
 	tb.Cleanup(func() { g.stop() })
 	return g, nil
 }
+
+// startedLine is the startup log line that names the bound addresses.
+var startedLine = regexp.MustCompile(`msg="gatehouse starting".* listen=(\S+) ops_listen=(\S+)`)
 
 // waitHealthy waits until this gateway has bound its address (it logs
 // "gatehouse starting" after that; until then another server could answer on
@@ -171,9 +171,14 @@ func (g *Gateway) waitHealthy(tb testing.TB) error {
 			return err
 		default:
 		}
-		if !strings.Contains(g.Logs(), "gatehouse starting") {
+		started := startedLine.FindStringSubmatch(g.Logs())
+		if started == nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
+		}
+		g.Addr, g.URL, g.OpsURL = started[1], "http://"+started[1], ""
+		if started[2] != "off" {
+			g.OpsURL = "http://" + started[2]
 		}
 		resp, err := http.Get(g.URL + "/healthz")
 		if err == nil {
