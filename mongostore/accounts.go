@@ -196,6 +196,17 @@ func (s *Store) InsertSession(ctx context.Context, sess accounts.Session) error 
 	return s.insert(ctx, collSessions, sessionDoc(sess))
 }
 
+// InsertSessions stores many sessions at once, for bulk loads such as the
+// benchmark's (cmd/bench); ErrConflict if one of the ids exists.
+func (s *Store) InsertSessions(ctx context.Context, sessions []accounts.Session) error {
+	docs := make([]any, len(sessions))
+	for i, x := range sessions {
+		docs[i] = sessionDoc(x)
+	}
+	_, err := s.coll(collSessions).InsertMany(ctx, docs)
+	return s.mapErr(err)
+}
+
 // Session implements accounts.SessionStore.
 func (s *Store) Session(ctx context.Context, id string) (accounts.Session, error) {
 	var d sessionDoc

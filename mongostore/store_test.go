@@ -707,3 +707,26 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreInsertSessions: a bulk load stores every session as
+// InsertSession would, and refuses a duplicate id.
+func TestStoreInsertSessions(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	at := now()
+	batch := []accounts.Session{
+		{ID: "bulk-1", SecretHash: "h1", UserID: "u", CreatedAt: at, LastSeenAt: at, ExpiresAt: at.Add(time.Hour), UserAgent: "ua", IP: "127.0.0.1"},
+		{ID: "bulk-2", SecretHash: "h2", UserID: "u", CreatedAt: at, LastSeenAt: at, ExpiresAt: at.Add(time.Hour)},
+	}
+	noErr(t, "insert sessions", s.InsertSessions(ctx, batch))
+	for _, want := range batch {
+		got, err := s.Session(ctx, want.ID)
+		if err != nil || got != want {
+			t.Errorf("Session(%s) = %+v, %v; want %+v", want.ID, got, err, want)
+		}
+	}
+	if err := s.InsertSessions(ctx, batch[:1]); !errors.Is(err, accounts.ErrConflict) {
+		t.Errorf("insert a duplicate: %v; want ErrConflict", err)
+	}
+}
