@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of address validation and normalization (IN-2).
+
 import (
 	"fmt"
 	"net/http"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests that answers reveal no account (EN-1..4, LK-1).
+
 import (
 	"fmt"
 	"net/http"

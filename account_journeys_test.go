@@ -1,5 +1,7 @@
 package main
 
+// Black-box account journeys: signup, verification, sign-in, return_to.
+
 import (
 	"bytes"
 	"encoding/json"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of rate limits, the lockout and the mail quota (AB-1..3).
+
 import (
 	"encoding/json"
 	"fmt"

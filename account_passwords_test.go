@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of the password policy and its storage (PW-1..4).
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,7 @@
 package main
 
+// Two gateways on one database (RL-6).
+
 import (
 	"fmt"
 	"net/http"

@@ -1,5 +1,7 @@
 package main
 
+// Forward auth behind nginx and Caddy: return_to, sign-out across instances, SPAs, cookie domains.
+
 import (
 	"bufio"
 	"encoding/json"

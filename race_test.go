@@ -1,5 +1,7 @@
 package main
 
+// Races: parallel signups, verifications, resets and guesses (RL-3, TK-2, AB-1).
+
 import (
 	"fmt"
 	"net/http"

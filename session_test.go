@@ -1,12 +1,6 @@
 package main
 
-// Black-box tests of mailed tokens (TK-1, TK-3..6), sessions and cookies
-// (SE-1..6), password reset and change (PW-5, issue 2 step 5) and the
-// forward-auth contract of /auth/check. Every gateway runs the real wiring
-// with a capturing SMTP server; tokens come from the captured mails only.
-//
-// Package-level helpers of this file start with "sf" (sessions flow) so that
-// they cannot clash with the other test files of package main.
+// Black-box tests of sessions and cookies (SE-1..4).
 
 import (
 	"encoding/base64"

@@ -1,5 +1,7 @@
 package main
 
+// Graceful shutdown on SIGTERM (RL-4).
+
 import (
 	"bufio"
 	"bytes"

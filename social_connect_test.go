@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of connecting and disconnecting providers (LK-4).
+
 import (
 	"net/http"
 	"net/url"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of provider flow errors (OA-6).
+
 import (
 	"encoding/base64"
 	"fmt"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of linking a provider to an existing account (LK-1..3, OA-5).
+
 import (
 	"fmt"
 	"net/http"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of the OAuth/OIDC protocol properties (OA-1..4, IN-4).
+
 import (
 	"encoding/base64"
 	"encoding/json"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of provider sign-in journeys.
+
 import (
 	"fmt"
 	"maps"

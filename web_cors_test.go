@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of CORS (CS-2) and return_to (RD-1).
+
 import (
 	"net/http"
 	"net/url"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of the security headers (HD-1).
+
 import (
 	"net/http"
 	"net/url"

@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of bad input: JSON, headers (IN-1..3).
+
 import (
 	"bufio"
 	"bytes"

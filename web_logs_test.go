@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests that no secret reaches the logs (IN-4).
+
 import (
 	"bytes"
 	"encoding/base64"

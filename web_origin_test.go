@@ -1,5 +1,7 @@
 package main
 
+// Black-box tests of cross-origin refusals (CS-1).
+
 import (
 	"net/http"
 	"net/url"

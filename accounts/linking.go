@@ -73,13 +73,9 @@ func (s *Service) RequestLinkMail(ctx context.Context, raw string, c Client) err
 		To: t.Email, Kind: MailLinkConfirm, ValidFor: linkTTL,
 		Provider: firstNonEmpty(s.cfg.ProviderLabels[t.Profile.Provider], t.Profile.Provider), ProviderAccount: account,
 	}
-	slot, ok, err := s.reserveMail(ctx, t.Email, MailLinkConfirm, "")
-	if err != nil {
+	slot, ok, err := s.reserve(ctx, m, "")
+	if err != nil || !ok {
 		return err
-	}
-	if !ok {
-		s.heldBack(ctx, m)
-		return nil
 	}
 	confirm, err := s.issueToken(ctx, Token{
 		Purpose: PurposeLinkConfirm, Subject: t.UserID, Email: t.Email, UserID: t.UserID,

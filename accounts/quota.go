@@ -118,6 +118,16 @@ func (s *Service) quotaAllows(ctx context.Context, ledger string, n int, ref str
 	return -1, true, nil
 }
 
+// reserve is reserveMail for the mail m: when the quota refuses it, the
+// hold-back is noted (heldBack) and ok is false.
+func (s *Service) reserve(ctx context.Context, m Mail, ref string) (quotaSlot, bool, error) {
+	slot, ok, err := s.reserveMail(ctx, m.To, m.Kind, ref)
+	if err == nil && !ok {
+		s.heldBack(ctx, m)
+	}
+	return slot, ok, err
+}
+
 // slotTime says whether a slot counts against the quota and from when:
 // a queued mail from when it was queued, one being prepared from when it was
 // reserved (until its lease runs out), a void one not at all.
@@ -159,13 +169,9 @@ func (s *Service) voidMail(ctx context.Context, slot quotaSlot) {
 // send queues a mail if the address's quota allows it. A refused quota is not
 // an error: the caller's answer must not change.
 func (s *Service) send(ctx context.Context, m Mail) error {
-	slot, ok, err := s.reserveMail(ctx, m.To, m.Kind, "")
-	if err != nil {
+	slot, ok, err := s.reserve(ctx, m, "")
+	if err != nil || !ok {
 		return err
-	}
-	if !ok {
-		s.heldBack(ctx, m)
-		return nil
 	}
 	return s.queue(ctx, slot, m)
 }

@@ -39,11 +39,8 @@ func (s *Service) resolveReset(ctx context.Context, ref, email string) (Mail, bo
 		return Mail{}, false, fmt.Errorf("find user: %w", err)
 	}
 	m := Mail{To: u.Email, Kind: MailReset, ValidFor: s.cfg.ResetTTL}
-	slot, ok, err := s.reserveMail(ctx, u.Email, MailReset, ref)
+	slot, ok, err := s.reserve(ctx, m, ref)
 	if err != nil || !ok {
-		if err == nil {
-			s.heldBack(ctx, m)
-		}
 		return Mail{}, false, err
 	}
 	raw, err := s.issueToken(ctx, Token{Purpose: PurposeReset, Subject: u.ID, Email: u.Email, UserID: u.ID}, s.cfg.ResetTTL)

@@ -50,11 +50,8 @@ func (s *Service) resolveSignup(ctx context.Context, ref string, req Mail) (Mail
 	case err == nil:
 		s.log.Info("signup for existing account", "event", "signup_existing")
 		m := Mail{To: email, Kind: MailAccountExists, Link: s.mailLink("/login", "", req.ReturnTo)}
-		slot, ok, err := s.reserveMail(ctx, email, MailAccountExists, ref)
+		slot, ok, err := s.reserve(ctx, m, ref)
 		if err != nil || !ok {
-			if err == nil {
-				s.heldBack(ctx, m)
-			}
 			return Mail{}, false, err
 		}
 		if err := s.mailQueued(ctx, slot); err != nil {
@@ -67,11 +64,8 @@ func (s *Service) resolveSignup(ctx context.Context, ref string, req Mail) (Mail
 	// The quota is taken before the token is replaced: a signup whose mail
 	// is held back must not void the link already in the inbox.
 	m := Mail{To: email, Kind: MailVerify, ValidFor: s.cfg.VerifyTTL}
-	slot, ok, err := s.reserveMail(ctx, email, MailVerify, ref)
+	slot, ok, err := s.reserve(ctx, m, ref)
 	if err != nil || !ok {
-		if err == nil {
-			s.heldBack(ctx, m)
-		}
 		return Mail{}, false, err
 	}
 	// A repeated signup keeps the user id of the pending one, so that a
@@ -134,11 +128,8 @@ func (s *Service) resolveVerify(ctx context.Context, ref, email string) (Mail, b
 		return Mail{}, false, fmt.Errorf("find pending signup: %w", err)
 	}
 	m := Mail{To: email, Kind: MailVerify, ValidFor: s.cfg.VerifyTTL}
-	slot, ok, err := s.reserveMail(ctx, email, MailVerify, ref)
+	slot, ok, err := s.reserve(ctx, m, ref)
 	if err != nil || !ok {
-		if err == nil {
-			s.heldBack(ctx, m)
-		}
 		return Mail{}, false, err
 	}
 	pending.Hash = ""

@@ -527,7 +527,10 @@ type Clock struct {
 }
 
 // NewClock returns a clock stopped at a fixed, round time.
-func NewClock() *Clock { return &Clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+func NewClock() *Clock { return NewClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
+
+// NewClockAt returns a clock stopped at t.
+func NewClockAt(t time.Time) *Clock { return &Clock{now: t} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {

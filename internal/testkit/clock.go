@@ -1,30 +1,15 @@
 package testkit
 
 import (
-	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/accounts/accountstest"
 )
 
-// Clock is a settable clock for a gateway under test: it starts at the real
-// time and moves only when the test says so.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a settable clock for a gateway under test (see runAt in the root
+// tests): it stands still until the test moves it. It is the domain tests'
+// clock.
+type Clock = accountstest.Clock
 
 // NewClock returns a clock stopped at the current time.
-func NewClock() *Clock { return &Clock{now: time.Now()} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func NewClock() *Clock { return accountstest.NewClockAt(time.Now()) }

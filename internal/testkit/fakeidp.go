@@ -108,7 +108,6 @@ type grant struct {
 	method      string
 	nonce       string
 	clientID    string
-	used        bool
 }
 
 // StartIdP starts a fake provider of kind and stops it when the test ends.
