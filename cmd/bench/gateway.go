@@ -58,6 +58,7 @@ func startGateway(ctx context.Context, bin, dataDir string, env map[string]strin
 	vars := map[string]string{
 		"GATEHOUSE_SERVER_ADDRESS":            addr,
 		"GATEHOUSE_SERVER_PUBLIC_URL":         "http://" + addr,
+		"GATEHOUSE_SERVER_OPS_ADDRESS":        "off",
 		"GATEHOUSE_DATA_DIR":                  dataDir,
 		"GATEHOUSE_DEV_MODE":                  "true",
 		"GATEHOUSE_LOG_LEVEL":                 "warn",
